@@ -1,0 +1,53 @@
+import { EngineScript } from './engine';
+
+/**
+ * `buildah build --layers` with `--cache-from/--cache-to` on the cache repository. buildah stores one
+ * content-addressed tag per step there and pushes only the layers it built, so branches share the cache
+ * and a no-op build pushes nothing.
+ */
+export function buildahEngine(): EngineScript {
+  return {
+    strategy: 'buildah',
+    logFormat: 'buildah',
+    functions: `cib_engine_setup() {
+  command -v buildah >/dev/null 2>&1 || cib_die 'buildah is not installed: install it in the build image (apt-get install buildah / dnf install buildah)'
+  buildah version >/dev/null || cib_die 'buildah does not run here'
+}
+
+cib_engine_login() {
+  buildah login --username AWS --password-stdin "$1" >/dev/null
+}
+
+cib_buildah_tls() {
+  CIB_TLS=()
+  if cib_is_local_registry "\${1%%/*}"; then CIB_TLS=(--tls-verify=false); fi
+}
+
+cib_engine_build() {
+  local args=() cache_to=()
+  cib_buildah_tls "$CACHE_REPOSITORY_URI"
+  if [ -n "$CACHE_READ_TAGS" ]; then args+=(--cache-from "$CACHE_REPOSITORY_URI"); fi
+  if [ -n "$CACHE_WRITE_TAG" ]; then cache_to=(--cache-to "$CACHE_REPOSITORY_URI"); fi
+  local status=0
+  buildah build --layers "\${CIB_TLS[@]}" "\${args[@]}" "\${cache_to[@]}" "\${CIB_FLAGS[@]}" \\
+    --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
+  if [ "$status" -ne 0 ] && [ "\${#cache_to[@]}" -gt 0 ] && grep -qi 'pushing cache' "$CIB_WORK_DIR/build.log"; then
+    # A failed cache export must not fail the build: build again without --cache-to (local layers hit).
+    cib_warn 'cache export failed; building again without --cache-to'
+    cib_state_set CIB_CACHE_PUSH_FAILED 1
+    status=0
+    buildah build --layers "\${CIB_TLS[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" > "$CIB_WORK_DIR/rebuild.log" 2>&1 \\
+      || { status=$?; cat "$CIB_WORK_DIR/rebuild.log" >&2; }
+  fi
+  [ "$status" -eq 0 ] || cib_die "buildah build failed (exit $status)"
+  cib_buildah_tls "$APP_REPOSITORY_URI"
+  buildah push "\${CIB_TLS[@]}" --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2
+  cib_state_set IMAGE_DIGEST "$(cat "$CIB_WORK_DIR/digest")"
+}
+
+cib_engine_cache_push() {
+  # buildah pushed the cache of every executed step during the build.
+  [ -z "\${CIB_CACHE_PUSH_FAILED:-}" ]
+}`,
+  };
+}

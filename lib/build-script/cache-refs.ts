@@ -1,0 +1,106 @@
+import { createHash } from 'crypto';
+
+/** The longest tag a registry accepts (OCI distribution spec). */
+export const MAX_TAG_LENGTH = 128;
+const HASH_LENGTH = 8;
+
+/**
+ * Turns a branch name into a valid, bounded, collision-safe image tag.
+ *
+ * Characters outside `[A-Za-z0-9_.-]` become `-` (byte by byte, like `LC_ALL=C tr`), leading `.` and `-`
+ * are dropped, and whenever the name had to change or is too long, the first 8 hex characters of the
+ * SHA-256 of the original name are appended, so `feature/a` and `feature-a` never share a tag.
+ * The shell twin is {@link BRANCH_TAG_SHELL}; a unit test keeps them identical.
+ */
+export function branchTag(branch: string): string {
+  const bytes = Buffer.from(branch, 'utf8');
+  let tag = '';
+  for (const b of bytes) {
+    const c = String.fromCharCode(b);
+    tag += /[A-Za-z0-9_.-]/.test(c) ? c : '-';
+  }
+  tag = tag.replace(/^[.-]+/, '');
+  if (tag !== branch || tag.length > MAX_TAG_LENGTH || tag.length === 0) {
+    const hash = createHash('sha256').update(bytes).digest('hex').slice(0, HASH_LENGTH);
+    const head = tag.slice(0, MAX_TAG_LENGTH - HASH_LENGTH - 1);
+    tag = head.length > 0 ? `${head}-${hash}` : `b-${hash}`;
+  }
+  return tag;
+}
+
+/** Bash twin of {@link branchTag}: `cib_branch_tag NAME` prints the tag. Needs coreutils only. */
+export const BRANCH_TAG_SHELL = `cib_branch_tag() {
+  local branch="$1" tag hash head
+  tag=$(printf '%s' "$branch" | LC_ALL=C tr -c 'A-Za-z0-9_.-' '-' | LC_ALL=C sed -E 's/^[.-]+//')
+  if [ "$tag" != "$branch" ] || [ "\${#tag}" -gt ${MAX_TAG_LENGTH} ] || [ -z "$tag" ]; then
+    hash=$(printf '%s' "$branch" | sha256sum | cut -c1-${HASH_LENGTH})
+    head=\${tag:0:${MAX_TAG_LENGTH - HASH_LENGTH - 1}}
+    if [ -n "$head" ]; then tag="$head-$hash"; else tag="b-$hash"; fi
+  fi
+  printf '%s\\n' "$tag"
+}`;
+
+/** Where a build reads its cache from and where it writes it. */
+export interface CacheRefPlan {
+  /** Tags to read, in order: the current branch, then the default branch (deduplicated). */
+  readonly read: string[];
+  /** Tag to write, or undefined when the branch is read-only or writing is disabled. */
+  readonly write?: string;
+}
+
+/**
+ * Whether a branch matches a read-only pattern. Patterns are shell globs (`*`, `?`, `[...]`), matched
+ * against the whole branch name like bash `[[ $branch == $pattern ]]`.
+ */
+export function matchesBranchPattern(branch: string, pattern: string): boolean {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '*') {
+      re += '.*';
+    } else if (c === '?') {
+      re += '.';
+    } else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) {
+        re += '\\[';
+      } else {
+        let cls = pattern.slice(i + 1, end);
+        if (cls.startsWith('!')) cls = '^' + cls.slice(1);
+        re += `[${cls.replace(/\\/g, '\\\\')}]`;
+        i = end;
+      }
+    } else {
+      re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    }
+  }
+  return new RegExp(`^${re}$`, 's').test(branch);
+}
+
+/** The read chain and write ref for a branch, as the generated script computes them at build time. */
+export function planCacheRefs(
+  branch: string, defaultBranch: string, readOnlyBranches: readonly string[], cacheWrite: boolean,
+): CacheRefPlan {
+  const current = branchTag(branch);
+  const fallback = branchTag(defaultBranch);
+  const read = current === fallback ? [current] : [current, fallback];
+  const readOnly = !cacheWrite || readOnlyBranches.some(p => matchesBranchPattern(branch, p));
+  return { read, write: readOnly ? undefined : current };
+}
+
+/**
+ * Why a branch name is unusable as a default branch, or undefined when it is fine. Mirrors
+ * `git check-ref-format --branch` for the cases users hit.
+ */
+export function invalidBranchReason(name: string): string | undefined {
+  if (name.length === 0) return 'it is empty';
+  if (/\s/.test(name)) return 'it contains whitespace';
+  if (/[~^:?*[\\\x00-\x1f\x7f]/.test(name)) return 'it contains one of ~ ^ : ? * [ \\ or a control character';
+  if (name.startsWith('-') || name.startsWith('/') || name.endsWith('/') || name.endsWith('.')) {
+    return 'it starts with - or /, or ends with / or .';
+  }
+  if (name.includes('..') || name.includes('//') || name.includes('@{') || name.endsWith('.lock')) {
+    return 'it contains .., //, @{ or ends with .lock';
+  }
+  return undefined;
+}

@@ -1,0 +1,77 @@
+import { EngineScript } from './engine';
+
+/**
+ * `docker buildx build` with a registry cache in the separate cache repository.
+ *
+ * The app image is built and pushed first with `--cache-from` only. Cache is exported by a second,
+ * fully locally cached invocation with `--cache-to`, and only when a step executed: a no-op build
+ * pushes nothing to the cache repository.
+ */
+export function registryEngine(): EngineScript {
+  return {
+    strategy: 'registry',
+    logFormat: 'buildkit',
+    functions: `cib_engine_setup() {
+  command -v docker >/dev/null 2>&1 || cib_die 'docker is not installed: the registry strategy needs docker with the buildx plugin'
+  docker buildx version >/dev/null 2>&1 \\
+    || cib_die 'docker buildx is not available: install the buildx plugin, or use the inline strategy'
+  local driver builder=''
+  driver=$(docker buildx inspect 2>/dev/null | awk -F ': *' '$1 == "Driver" { print $2; exit }')
+  if [ -n "\${CIB_BUILDER:-}" ]; then
+    builder="$CIB_BUILDER"
+  elif [ "$driver" = docker ] && docker info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q 'io.containerd.snapshotter'; then
+    cib_log 'builder: docker driver on the containerd image store (exports registry cache)'
+  elif [ -n "$driver" ] && [ "$driver" != docker ]; then
+    cib_log "builder: current buildx builder (driver $driver)"
+  else
+    # The classic image store cannot export registry cache, and ECR needs BuildKit >= 0.12 for
+    # image-manifest cache: run our own BuildKit in a container.
+    builder='cached-build'
+    if ! docker buildx inspect "$builder" >/dev/null 2>&1; then
+      local config="$CIB_WORK_DIR/buildkitd.toml" host
+      : > "$config"
+      for host in $(cib_registry_hosts); do
+        if cib_is_local_registry "$host"; then
+          printf '[registry."%s"]\\n  http = true\\n  insecure = true\\n' "$host" >> "$config"
+        fi
+      done
+      cib_log "builder: creating docker-container builder '$builder' with $CIB_BUILDKIT_IMAGE"
+      docker buildx create --name "$builder" --driver docker-container \\
+        --driver-opt "image=$CIB_BUILDKIT_IMAGE" --driver-opt network=host \\
+        --buildkitd-config "$config" --bootstrap >&2
+    fi
+  fi
+  cib_state_set CIB_BUILDER "$builder"
+}
+
+cib_engine_login() {
+  docker login --username AWS --password-stdin "$1" >/dev/null
+}
+
+cib_registry_cache_args() {
+  local ref
+  CIB_CACHE_ARGS=()
+  for ref in $CACHE_READ_TAGS; do
+    CIB_CACHE_ARGS+=(--cache-from "type=registry,ref=$CACHE_REPOSITORY_URI:$ref")
+  done
+}
+
+cib_engine_build() {
+  cib_registry_cache_args
+  docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
+    --metadata-file "$CIB_WORK_DIR/metadata.json" "\${CIB_CACHE_ARGS[@]}" "\${CIB_FLAGS[@]}" \\
+    --tag "$IMAGE_URI" --push "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2
+  local digest
+  digest=$(sed -n 's/.*"containerimage\\.digest": *"\\(sha256:[0-9a-f]*\\)".*/\\1/p' "$CIB_WORK_DIR/metadata.json" | head -n 1)
+  cib_state_set IMAGE_DIGEST "$digest"
+}
+
+cib_engine_cache_push() {
+  cib_registry_cache_args
+  docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
+    "\${CIB_CACHE_ARGS[@]}" "\${CIB_FLAGS[@]}" \\
+    --cache-to "type=registry,ref=$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG,mode=max,image-manifest=true,oci-mediatypes=true" \\
+    "$CIB_CONTEXT" > "$CIB_WORK_DIR/cache-push.log" 2>&1
+}`,
+  };
+}

@@ -1,0 +1,68 @@
+import { DEFAULT_BUILDKIT_IMAGE } from './build-script/build-script';
+import { StrategyName } from './build-script/engine';
+
+/** The engine family a strategy builds with. */
+export enum CacheStrategyKind {
+  /** `docker buildx build` with registry cache in the cache repository. */
+  REGISTRY = 'registry',
+  /** `docker build` with BuildKit inline cache, for engines without buildx. */
+  INLINE = 'inline',
+  /** `buildah build --layers` with `--cache-from/--cache-to`. */
+  BUILDAH = 'buildah',
+}
+
+/** Options for {@link CacheStrategy.registry}. */
+export interface RegistryCacheOptions {
+  /**
+   * BuildKit image for the docker-container builder that is created where the default builder cannot
+   * export registry cache (e.g. CodeBuild standard:7.0: Docker 23, buildx 0.11). Docker Hub rate-limits
+   * anonymous pulls: point this at a mirror in ECR for production builds.
+   * @default 'moby/buildkit:buildx-stable-1'
+   */
+  readonly buildkitImage?: string;
+}
+
+/** Options for {@link CacheStrategy.inline}. */
+export interface InlineCacheOptions {}
+
+/** Options for {@link CacheStrategy.buildah}. */
+export interface BuildahCacheOptions {}
+
+/**
+ * How the image build reuses the remote layer cache. Pick one with the static factories.
+ */
+export abstract class CacheStrategy {
+  /** `docker buildx build` with `--cache-from/--cache-to type=registry` (mode=max, image manifest, OCI media types). */
+  public static registry(options: RegistryCacheOptions = {}): CacheStrategy {
+    return new ConcreteStrategy(CacheStrategyKind.REGISTRY, options.buildkitImage ?? DEFAULT_BUILDKIT_IMAGE);
+  }
+
+  /** Plain `docker build` with inline cache and a refresh that keeps the cache complete on old BuildKit. */
+  public static inline(_options: InlineCacheOptions = {}): CacheStrategy {
+    return new ConcreteStrategy(CacheStrategyKind.INLINE);
+  }
+
+  /** `buildah build --layers --cache-from/--cache-to` on the cache repository. */
+  public static buildah(_options: BuildahCacheOptions = {}): CacheStrategy {
+    return new ConcreteStrategy(CacheStrategyKind.BUILDAH);
+  }
+
+  /** The engine family. */
+  public abstract readonly kind: CacheStrategyKind;
+
+  /** BuildKit image of the docker-container builder (registry strategy only). */
+  public abstract readonly buildkitImage?: string;
+
+  protected constructor() {}
+
+  /** The strategy name the build script renders. @internal */
+  public get _scriptStrategy(): StrategyName {
+    return this.kind;
+  }
+}
+
+class ConcreteStrategy extends CacheStrategy {
+  constructor(public readonly kind: CacheStrategyKind, public readonly buildkitImage?: string) {
+    super();
+  }
+}

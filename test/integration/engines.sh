@@ -1,0 +1,669 @@
+#!/usr/bin/env bash
+# Real build engines for the integration tests, started side by side on this
+# machine WITHOUT touching the host network (no iptables, no bridge, no
+# ip_forward, no /var/run/docker.sock):
+#
+#   d20      Debian 12 docker.io 20.10 (dockerd + its own managed containerd),
+#            client /usr/bin/docker (BuildKit built in, DOCKER_BUILDKIT=1).
+#   d26      Debian 13 (trixie) docker.io 26.1 + docker-buildx 0.13 +
+#            containerd 1.7, unpacked (dpkg-deb -x) into a private dir, never
+#            installed over the system; runs with Debian 12's runc and the
+#            containerd image store (containerd-snapshotter).
+#   buildah  Debian 12 buildah 1.28 (daemonless; only checked here).
+#   registry Debian docker-registry 2.8 on 127.0.0.1:5000, own config, no auth.
+#
+# plus a network-free base image (busybox-static) pushed to the registry as
+# 127.0.0.1:5000/cib/base:1.
+#
+# Usage: engines.sh up|down|status
+#   up      apt-installs what is missing (Debian 12, root), downloads the trixie
+#           debs once (cached in $CACHE_DIR), stops anything a previous `up`
+#           left, wipes the engines' data, starts everything and writes
+#           .engines.env next to this script.
+#           REQUIRE_ENGINES=1: any engine that does not start is an error.
+#   down    stops everything `up` started (pid files; TERM, then KILL after a
+#           timeout), unmounts what is left under the private dirs and removes
+#           .engines.env. Safe to run twice or when nothing is up.
+#   status  prints what is running.
+#
+# Overridable: CIB_ENGINES_CACHE_DIR, CIB_ENGINES_DATA_DIR, CIB_ENGINES_RUN_DIR,
+# CIB_ENGINES_LOG_DIR, CIB_ENGINES_TIMEOUT (seconds to wait for a daemon),
+# CIB_TRIXIE_MIRROR (default: the bookworm mirror of the apt sources).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ENV_FILE=$SCRIPT_DIR/.engines.env
+
+CACHE_DIR=${CIB_ENGINES_CACHE_DIR:-/var/cache/cib-engines}
+DATA_DIR=${CIB_ENGINES_DATA_DIR:-/var/lib/cib-engines}
+RUN_DIR=${CIB_ENGINES_RUN_DIR:-/run/cib-engines}
+LOG_DIR=${CIB_ENGINES_LOG_DIR:-/var/log/cib-engines}
+TIMEOUT=${CIB_ENGINES_TIMEOUT:-60}
+REQUIRE_ENGINES=${REQUIRE_ENGINES:-0}
+
+BUILDAH_DRIVER=""
+BUILDAH_TEMPLATE=""
+
+REGISTRY=127.0.0.1:5000
+BASE_IMAGE=$REGISTRY/cib/base:1
+
+APT_PACKAGES=(docker.io buildah docker-registry busybox-static runc containerd
+  tini shellcheck curl ca-certificates uidmap fuse-overlayfs)
+TRIXIE_PACKAGES=(docker.io docker-cli docker-buildx containerd)
+
+# Debian 12's docker 20.10: daemon in /usr/sbin, client in /usr/bin.
+D20_DOCKERD=/usr/sbin/dockerd
+D20_CLIENT=/usr/bin/docker
+D26_ROOT=$CACHE_DIR/d26/root
+SYS_PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# trixie binaries first; runc is only found in /usr/sbin (Debian 12's runc:
+# trixie's needs glibc 2.38).
+D26_PATH=$D26_ROOT/usr/bin:$D26_ROOT/usr/sbin:$SYS_PATH
+
+log() { printf '[engines] %s\n' "$*" >&2; }
+warn() { printf '[engines] WARNING: %s\n' "$*" >&2; }
+die() {
+  printf '[engines] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+need_root() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root"
+}
+
+take_lock() {
+  mkdir -p /run/lock
+  exec 9>/run/lock/cib-engines.lock
+  flock -w 900 9 || die "another engines.sh is running"
+}
+
+# ---------------------------------------------------------------- install ---
+
+pkg_installed() {
+  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
+apt_install() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    return 0
+  fi
+  log "apt-get install ${missing[*]}"
+  # Keep package maintainer scripts from starting the distro services
+  # (docker.service would rewrite iptables, docker-registry would take :5000).
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    made_policy=1
+  fi
+  local rc=0
+  {
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  } || rc=$?
+  if [[ $made_policy -eq 1 ]]; then rm -f "$policy"; fi
+  [[ $rc -eq 0 ]] || die "apt-get install failed (rc=$rc)"
+}
+
+trixie_mirror() {
+  if [[ -n ${CIB_TRIXIE_MIRROR:-} ]]; then
+    echo "$CIB_TRIXIE_MIRROR"
+    return
+  fi
+  local uri=""
+  if [[ -r /etc/apt/sources.list.d/debian.sources ]]; then
+    # first "URIs:" of a stanza whose Suites include bookworm
+    uri=$(awk '
+      /^[[:space:]]*$/ { u=""; s=""; next }
+      /^URIs:/   { u=$2 }
+      /^Suites:/ { s=$0 }
+      u != "" && s ~ /[[:space:]]bookworm([[:space:]]|$)/ { print u; exit }
+    ' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [[ -z $uri && -r /etc/apt/sources.list ]]; then
+    uri=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list)
+  fi
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# Download the trixie debs once, through a private apt configuration.
+trixie_fetch() {
+  local debs=$CACHE_DIR/debs-trixie apt=$CACHE_DIR/apt-trixie p have=1
+  for p in "${TRIXIE_PACKAGES[@]}"; do
+    compgen -G "$debs/${p}_*.deb" >/dev/null || have=0
+  done
+  [[ $have -eq 1 ]] && return 0
+  local mirror
+  mirror=$(trixie_mirror)
+  log "downloading ${TRIXIE_PACKAGES[*]} from $mirror trixie (private apt config)"
+  mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" "$apt/etc/preferences.d" "$debs"
+  : >"$apt/state/status"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" \
+    >"$apt/etc/sources.list"
+  local opts=(
+    -o "Dir::State=$apt/state" -o "Dir::State::status=$apt/state/status"
+    -o "Dir::Cache=$apt/cache" -o "Dir::Etc::SourceList=$apt/etc/sources.list"
+    -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::Etc::Preferences=/dev/null"
+    -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d"
+    -o "APT::Architecture=amd64" -o "APT::Sandbox::User=root"
+  )
+  apt-get "${opts[@]}" update -qq || die "private apt-get update (trixie) failed"
+  local tmp=$debs/.tmp
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  (cd "$tmp" && apt-get "${opts[@]}" download "${TRIXIE_PACKAGES[@]}") ||
+    die "apt-get download (trixie) failed"
+  rm -f "$debs"/*.deb
+  mv "$tmp"/*.deb "$debs"/
+  rmdir "$tmp"
+  rm -rf "$apt/cache/archives" "$apt/cache"/*.bin
+}
+
+trixie_unpack() {
+  local debs=$CACHE_DIR/debs-trixie stamp=$CACHE_DIR/d26/unpacked.stamp want
+  want=$(cd "$debs" && ls -- *.deb)
+  if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $D26_ROOT/usr/sbin/dockerd ]]; then
+    return 0
+  fi
+  log "unpacking trixie debs into $D26_ROOT"
+  rm -rf "$D26_ROOT"
+  mkdir -p "$D26_ROOT"
+  local f
+  for f in "$debs"/*.deb; do
+    dpkg-deb -x "$f" "$D26_ROOT"
+  done
+  # trixie's docker-init points to tini-static from the (absent) tini package
+  ln -sfn /usr/bin/tini-static "$D26_ROOT/usr/bin/docker-init"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+# Client-only dirs the tests prepend to PATH (nothing but the one binary).
+make_client_dirs() {
+  mkdir -p "$CACHE_DIR/d20/bin" "$CACHE_DIR/d26/bin" "$CACHE_DIR/buildah/bin"
+  ln -sfn "$D20_CLIENT" "$CACHE_DIR/d20/bin/docker"
+  ln -sfn "$D26_ROOT/usr/bin/docker" "$CACHE_DIR/d26/bin/docker"
+  ln -sfn /usr/bin/buildah "$CACHE_DIR/buildah/bin/buildah"
+}
+
+# -------------------------------------------------------------- processes ---
+
+pidfile() { echo "$RUN_DIR/$1.pid"; }
+
+# pid of a process we started (cmdline must mention one of our private dirs).
+ours_pid() {
+  local f pid cmd
+  f=$(pidfile "$1")
+  [[ -s $f ]] || return 1
+  pid=$(cat "$f")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmd == *"$RUN_DIR"* || $cmd == *"$DATA_DIR"* ]] || return 1
+  echo "$pid"
+}
+
+# start_daemon NAME PATH CMD...: detached (own session), logs to LOG_DIR.
+start_daemon() {
+  local name=$1 path=$2
+  shift 2
+  local logf=$LOG_DIR/$name.log
+  : >"$logf"
+  (
+    cd /
+    PATH=$path setsid "$@" >>"$logf" 2>&1 </dev/null &
+    echo $! >"$(pidfile "$name")"
+  )
+}
+
+wait_gone() { # pid timeout
+  local pid=$1 t=$2 i
+  for ((i = 0; i < t * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_pid() { # pid label
+  local pid=$1 label=$2
+  kill -0 "$pid" 2>/dev/null || return 0
+  log "stopping $label (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_gone "$pid" 30; then
+    warn "$label (pid $pid) did not exit after 30s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || warn "$label (pid $pid) still alive"
+  fi
+}
+
+stop_daemon() {
+  local pid
+  if pid=$(ours_pid "$1"); then
+    stop_pid "$pid" "$1"
+  fi
+  rm -f "$(pidfile "$1")"
+}
+
+# Leftovers (containerd shims, managed containerd, runc) whose command line
+# names one of our private dirs.
+sweep_leftovers() {
+  local sig pid cmd comm found
+  for sig in TERM KILL; do
+    found=0
+    for pid in /proc/[0-9]*; do
+      pid=${pid#/proc/}
+      [[ $pid -eq $$ ]] && continue
+      comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+      case $comm in
+        containerd* | dockerd | docker-registry | runc | buildkit*) ;;
+        *) continue ;;
+      esac
+      cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+      [[ $cmd == *"$RUN_DIR"* || $cmd == *"$DATA_DIR"* ]] || continue
+      log "leftover $comm (pid $pid): SIG$sig"
+      kill "-$sig" "$pid" 2>/dev/null || true
+      found=1
+      if [[ $sig == TERM ]]; then wait_gone "$pid" 10 || true; fi
+    done
+    [[ $found -eq 0 ]] && break
+  done
+}
+
+# unmount_under DIR...: every mount point at or below the DIRs, deepest first.
+unmount_under() {
+  local pass m mounts
+  for pass in 1 2 3; do
+    mounts=$(awk -v dirs="$*" '
+      BEGIN { n = split(dirs, d, " ") }
+      { p = $5; gsub(/\\040/, " ", p)
+        for (i = 1; i <= n; i++) if (p == d[i] || index(p, d[i] "/") == 1) { print p; break } }
+    ' /proc/self/mountinfo | sort -r -u)
+    [[ -z $mounts ]] && return 0
+    while IFS= read -r m; do
+      [[ $pass -eq 1 ]] && log "unmounting $m"
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done <<<"$mounts"
+  done
+  warn "still mounted: $mounts"
+}
+
+docker_ok() { # client host
+  timeout 10 "$1" -H "$2" version >/dev/null 2>&1
+}
+
+wait_for() { # label pidname check-cmd...
+  local label=$1 name=$2 i pid
+  shift 2
+  for ((i = 0; i < TIMEOUT * 4; i++)); do
+    if "$@"; then return 0; fi
+    pid=$(ours_pid "$name") || {
+      warn "$label exited during startup"
+      break
+    }
+    sleep 0.25
+  done
+  warn "$label did not come up within ${TIMEOUT}s; tail of $LOG_DIR/$name.log:"
+  tail -n 30 "$LOG_DIR/$name.log" >&2 || true
+  return 1
+}
+
+# ------------------------------------------------------------------ start ---
+
+start_registry() {
+  local dir=$DATA_DIR/registry
+  mkdir -p "$dir/storage"
+  cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: $REGISTRY
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+  if ss -ltn "sport = :${REGISTRY##*:}" 2>/dev/null | grep -q LISTEN; then
+    warn "something already listens on $REGISTRY:"
+    ss -ltnp "sport = :${REGISTRY##*:}" >&2 || true
+    return 1
+  fi
+  start_daemon registry "$SYS_PATH" /usr/bin/docker-registry serve "$dir/config.yml"
+  wait_for registry registry curl -fsS -o /dev/null "http://$REGISTRY/v2/"
+}
+
+start_d20() {
+  mkdir -p "$DATA_DIR/d20" "$RUN_DIR/d20"
+  echo '{}' >"$DATA_DIR/d20.json"
+  # no --containerd: dockerd 20.10 runs its own containerd (Debian 12's 1.6)
+  start_daemon d20 "$SYS_PATH" "$D20_DOCKERD" \
+    --config-file "$DATA_DIR/d20.json" \
+    -H "unix://$RUN_DIR/d20.sock" \
+    --data-root "$DATA_DIR/d20" --exec-root "$RUN_DIR/d20" \
+    --pidfile "$RUN_DIR/d20/dockerd.pid" \
+    --iptables=false --ip-forward=false --ip-masq=false --bridge=none
+  wait_for "docker 20.10" d20 docker_ok "$D20_CLIENT" "unix://$RUN_DIR/d20.sock"
+}
+
+start_d26() {
+  local cdir=$DATA_DIR/d26-containerd csock=$RUN_DIR/d26-ctd.sock
+  mkdir -p "$cdir/root" "$cdir/opt" "$RUN_DIR/d26-containerd" "$DATA_DIR/d26" "$RUN_DIR/d26"
+  cat >"$cdir/config.toml" <<EOF
+version = 2
+root = "$cdir/root"
+state = "$RUN_DIR/d26-containerd"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "$csock"
+
+[ttrpc]
+  address = ""
+
+[debug]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$cdir/opt"
+EOF
+  start_daemon d26-containerd "$D26_PATH" "$D26_ROOT/usr/bin/containerd" \
+    --config "$cdir/config.toml"
+  wait_for "containerd 1.7" d26-containerd \
+    timeout 5 "$D26_ROOT/usr/bin/ctr" --address "$csock" version || return 1
+
+  echo '{"features":{"containerd-snapshotter":true}}' >"$DATA_DIR/d26.json"
+  start_daemon d26 "$D26_PATH" "$D26_ROOT/usr/sbin/dockerd" \
+    --config-file "$DATA_DIR/d26.json" \
+    --containerd "$csock" \
+    -H "unix://$RUN_DIR/d26.sock" \
+    --data-root "$DATA_DIR/d26" --exec-root "$RUN_DIR/d26" \
+    --pidfile "$RUN_DIR/d26/dockerd.pid" \
+    --iptables=false --ip-forward=false --ip-masq=false --bridge=none
+  wait_for "docker 26" d26 docker_ok "$D26_ROOT/usr/bin/docker" "unix://$RUN_DIR/d26.sock" || return 1
+
+  # buildx as a CLI plugin, only for clients using this DOCKER_CONFIG
+  local cfg=$DATA_DIR/d26-docker-config
+  mkdir -p "$cfg/cli-plugins"
+  ln -sfn "$D26_ROOT/usr/libexec/docker/cli-plugins/docker-buildx" "$cfg/cli-plugins/docker-buildx"
+  DOCKER_CONFIG=$cfg "$D26_ROOT/usr/bin/docker" -H "unix://$RUN_DIR/d26.sock" buildx version >/dev/null ||
+    {
+      warn "docker buildx plugin does not work with the docker 26 client"
+      return 1
+    }
+}
+
+# storage.conf template for buildah; @ROOT@ is replaced by a per-build dir.
+write_buildah_template() { # driver
+  local t=$DATA_DIR/buildah/storage.conf.template
+  mkdir -p "$DATA_DIR/buildah"
+  cat >"$t" <<EOF
+# containers-storage.conf(5) template for buildah in the integration tests.
+# Replace @ROOT@ with a fresh empty directory per build, write the result to
+# a file and point CONTAINERS_STORAGE_CONF at it.
+[storage]
+driver = "$1"
+graphroot = "@ROOT@/graph"
+runroot = "@ROOT@/run"
+EOF
+  echo "$t"
+}
+
+# Check buildah with a throw-away storage: pull the base image from the
+# registry; picks the storage driver (overlay if it works here, else vfs).
+check_buildah() {
+  command -v buildah >/dev/null || {
+    warn "buildah not installed"
+    return 1
+  }
+  local driver root conf ok=0 out
+  for driver in overlay vfs; do
+    root=$DATA_DIR/buildah/check-$driver
+    rm -rf "$root"
+    mkdir -p "$root"
+    conf=$root/storage.conf
+    sed "s|@ROOT@|$root|g" "$(write_buildah_template "$driver")" >"$conf"
+    if out=$(CONTAINERS_STORAGE_CONF=$conf buildah from --pull-always --tls-verify=false \
+      --quiet "$BASE_IMAGE" 2>&1) &&
+      CONTAINERS_STORAGE_CONF=$conf buildah run --network host "$out" -- /bin/sh -c 'echo ok >/x' >/dev/null 2>&1; then
+      CONTAINERS_STORAGE_CONF=$conf buildah rm -a >/dev/null 2>&1 || true
+      CONTAINERS_STORAGE_CONF=$conf buildah rmi -af >/dev/null 2>&1 || true
+      ok=1
+    else
+      warn "buildah with the $driver driver failed: ${out//$'\n'/ }"
+    fi
+    unmount_under "$root"
+    rm -rf "$root"
+    if [[ $ok -eq 1 ]]; then
+      BUILDAH_DRIVER=$driver
+      BUILDAH_TEMPLATE=$(write_buildah_template "$driver")
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Network-free base image: busybox-static and its applet links.
+make_base_tar() {
+  local tar=$CACHE_DIR/base/base.tar
+  local stamp=$CACHE_DIR/base/busybox.version want
+  want=$(dpkg-query -W -f='${Version}' busybox-static)
+  if [[ -s $tar && -f $stamp && $(cat "$stamp") == "$want" ]]; then
+    echo "$tar"
+    return 0
+  fi
+  local rootfs=$CACHE_DIR/base/rootfs a
+  rm -rf "$rootfs"
+  mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,proc,sys,dev,var/tmp}
+  chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
+  cp /bin/busybox "$rootfs/bin/busybox"
+  while IFS= read -r a; do
+    [[ -z $a || $a == bin/busybox ]] && continue
+    mkdir -p "$rootfs/$(dirname "$a")"
+    ln -sfn /bin/busybox "$rootfs/$a"
+  done < <(/bin/busybox --list-full)
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+    -C "$rootfs" -cf "$tar.tmp" .
+  mv "$tar.tmp" "$tar"
+  rm -rf "$rootfs"
+  echo "$want" >"$stamp"
+  echo "$tar"
+}
+
+push_base() { # engine-that-is-up
+  local tar
+  mkdir -p "$CACHE_DIR/base"
+  tar=$(make_base_tar)
+  local changes=(--change 'CMD ["/bin/sh"]'
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+  case $1 in
+    d20 | d26)
+      local cli=$D20_CLIENT
+      [[ $1 == d26 ]] && cli=$D26_ROOT/usr/bin/docker
+      local h=unix://$RUN_DIR/$1.sock
+      "$cli" -H "$h" import "${changes[@]}" "$tar" "$BASE_IMAGE" >/dev/null &&
+        "$cli" -H "$h" push --quiet "$BASE_IMAGE" >/dev/null &&
+        "$cli" -H "$h" rmi "$BASE_IMAGE" >/dev/null
+      ;;
+    buildah)
+      local root=$DATA_DIR/buildah/base-push c rc=0
+      rm -rf "$root"
+      mkdir -p "$root"
+      sed "s|@ROOT@|$root|g" "$DATA_DIR/buildah/storage.conf.template" >"$root/storage.conf"
+      {
+        c=$(CONTAINERS_STORAGE_CONF=$root/storage.conf buildah from scratch) &&
+          CONTAINERS_STORAGE_CONF=$root/storage.conf buildah add "$c" "$tar" / >/dev/null &&
+          CONTAINERS_STORAGE_CONF=$root/storage.conf buildah config --cmd /bin/sh \
+            --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c" &&
+          CONTAINERS_STORAGE_CONF=$root/storage.conf buildah commit --quiet --format docker \
+            "$c" "$BASE_IMAGE" >/dev/null &&
+          CONTAINERS_STORAGE_CONF=$root/storage.conf buildah push --quiet --tls-verify=false \
+            "$BASE_IMAGE" >/dev/null
+      } || rc=$?
+      unmount_under "$root"
+      rm -rf "$root"
+      return "$rc"
+      ;;
+  esac
+}
+
+d26_check_runc() {
+  local v
+  v=$("$D26_ROOT/usr/bin/docker" -H "unix://$RUN_DIR/d26.sock" info --format '{{.RuncCommit.ID}}' 2>/dev/null || true)
+  log "docker 26 uses runc commit ${v:-?} (Debian 12's /usr/sbin/runc: $(/usr/sbin/runc --version | awk 'NR==1{print $3}'))"
+}
+
+# -------------------------------------------------------------- commands ---
+
+cmd_down() {
+  stop_daemon d26
+  stop_daemon d26-containerd
+  stop_daemon d20
+  stop_daemon registry
+  sweep_leftovers
+  unmount_under "$DATA_DIR" "$RUN_DIR"
+  rm -rf "$RUN_DIR"
+  rm -f "$ENV_FILE"
+  log "down"
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  apt_install
+  trixie_fetch
+  trixie_unpack
+  make_client_dirs
+
+  cmd_down >/dev/null 2>&1 || true
+  rm -rf "$DATA_DIR" "$RUN_DIR"
+  mkdir -p "$DATA_DIR" "$RUN_DIR" "$LOG_DIR"
+  chmod 700 "$RUN_DIR"
+
+  local started=() failed=() e
+  start_registry || die "registry did not start on $REGISTRY (log: $LOG_DIR/registry.log)"
+  log "registry up on $REGISTRY"
+
+  if start_d20; then started+=(d20); else failed+=(d20); fi
+  if start_d26; then started+=(d26); else failed+=(d26); fi
+
+  local base_by=""
+  for e in "${started[@]}"; do
+    if push_base "$e"; then
+      base_by=$e
+      break
+    fi
+    warn "pushing the base image with $e failed"
+  done
+  if [[ -z $base_by ]]; then
+    if check_buildah && push_base buildah; then base_by=buildah; fi
+  fi
+  [[ -n $base_by ]] || {
+    cmd_down >/dev/null 2>&1 || true
+    die "could not push the base image $BASE_IMAGE with any engine"
+  }
+  log "base image $BASE_IMAGE pushed (imported with $base_by)"
+
+  if [[ -n $BUILDAH_TEMPLATE ]] || check_buildah; then
+    started+=(buildah)
+    log "buildah ok ($BUILDAH_DRIVER storage driver)"
+  else
+    failed+=(buildah)
+  fi
+  [[ " ${started[*]} " == *" d26 "* ]] && d26_check_runc
+
+  if [[ ${#failed[@]} -gt 0 ]]; then
+    if [[ $REQUIRE_ENGINES == 1 ]]; then
+      cmd_down >/dev/null 2>&1 || true
+      die "REQUIRE_ENGINES=1 and these engines did not start: ${failed[*]} (logs in $LOG_DIR)"
+    fi
+    warn "engines not started: ${failed[*]} (logs in $LOG_DIR)"
+  fi
+
+  cat >"$ENV_FILE.tmp" <<EOF
+# Written by engines.sh up on $(date -u +%FT%TZ); removed by engines.sh down.
+export CIB_REGISTRY=$REGISTRY
+export CIB_BASE_IMAGE=$BASE_IMAGE
+# docker 20.10: prepend CIB_D20_BIN to PATH, DOCKER_HOST=CIB_D20_HOST, DOCKER_BUILDKIT=1
+export CIB_D20_BIN=$CACHE_DIR/d20/bin
+export CIB_D20_HOST=unix://$RUN_DIR/d20.sock
+# docker 26 + buildx 0.13: prepend CIB_D26_BIN to PATH, DOCKER_HOST=CIB_D26_HOST,
+# DOCKER_CONFIG=CIB_D26_DOCKER_CONFIG (holds cli-plugins/docker-buildx)
+export CIB_D26_BIN=$CACHE_DIR/d26/bin
+export CIB_D26_HOST=unix://$RUN_DIR/d26.sock
+export CIB_D26_DOCKER_CONFIG=$DATA_DIR/d26-docker-config
+# buildah: prepend CIB_BUILDAH_BIN to PATH. For a fresh storage per build:
+#   root=\$(mktemp -d); sed "s|@ROOT@|\$root|g" "\$CIB_BUILDAH_STORAGE_TEMPLATE" >"\$root/storage.conf"
+#   CONTAINERS_STORAGE_CONF=\$root/storage.conf buildah build ...
+# then: buildah rm -a; buildah rmi -af (same env), umount anything under \$root, rm -rf \$root.
+# Storage driver: $BUILDAH_DRIVER
+export CIB_BUILDAH_BIN=$CACHE_DIR/buildah/bin
+export CIB_BUILDAH_STORAGE_TEMPLATE=$BUILDAH_TEMPLATE
+# engines that actually started
+export CIB_ENGINES="${started[*]}"
+EOF
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+  log "engines up: ${started[*]} ($((SECONDS - t0))s); env in $ENV_FILE"
+}
+
+cmd_status() {
+  local n pid any=0
+  for n in registry d20 d26-containerd d26; do
+    if pid=$(ours_pid "$n"); then
+      any=1
+      printf '%-15s running  pid %-7s log %s\n' "$n" "$pid" "$LOG_DIR/$n.log"
+    else
+      printf '%-15s stopped\n' "$n"
+    fi
+  done
+  if curl -fsS -o /dev/null "http://$REGISTRY/v2/" 2>/dev/null; then
+    echo "registry answers on http://$REGISTRY/v2/"
+  fi
+  if [[ -S $RUN_DIR/d20.sock ]] && docker_ok "$D20_CLIENT" "unix://$RUN_DIR/d20.sock"; then
+    echo "docker 20.10 answers on unix://$RUN_DIR/d20.sock"
+  fi
+  if [[ -S $RUN_DIR/d26.sock ]] && docker_ok "$D26_ROOT/usr/bin/docker" "unix://$RUN_DIR/d26.sock"; then
+    echo "docker 26 answers on unix://$RUN_DIR/d26.sock"
+  fi
+  if [[ -f $ENV_FILE ]]; then
+    echo "env file: $ENV_FILE"
+    grep '^export CIB_ENGINES=' "$ENV_FILE" || true
+  else
+    echo "no env file (not up)"
+  fi
+  [[ $any -eq 1 ]]
+}
+
+main() {
+  case ${1:-} in
+    up)
+      need_root
+      take_lock
+      cmd_up
+      ;;
+    down)
+      need_root
+      take_lock
+      cmd_down
+      ;;
+    status) cmd_status ;;
+    *)
+      echo "usage: $0 up|down|status" >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"
