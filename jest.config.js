@@ -5,5 +5,5 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/test/integration/'],
   // Type checking aws-cdk-lib inside ts-jest is slow; `npm run typecheck` does it once for the whole tree.
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': 'ts-jest' },
 };

@@ -266,6 +266,8 @@ cib_main() {
       *) cib_die "unknown step '$step' (steps: ${stepNames.join(' ')})" ;;
     esac
   done
+  # A build starts with setup: whatever an earlier build left in the work dir is not its state.
+  if [ "$1" = setup ]; then : > "$CIB_WORK_DIR/state.env"; fi
   for step in "$@"; do
     cib_load_state
     "cib_step_$step"

@@ -90,10 +90,11 @@ cib_step_report() {
       awk -F '\\t' '{ printf "%-9s %7s  %s\\n", $1, $2, $3 }' "$CIB_WORK_DIR/steps.tsv"
     fi
   } >&2
-  local name
+  local name value q="'"
   : > "$CIB_WORK_DIR/exports.env"
   for name in $CIB_EXPORTED_VARIABLES; do
-    printf 'export %s=%q\\n' "$name" "\${!name:-}" >> "$CIB_WORK_DIR/exports.env"
+    value="\${!name:-}"
+    printf "export %s='%s'\\n" "$name" "\${value//$q/$q\\\\$q$q}" >> "$CIB_WORK_DIR/exports.env"
   done
   # For CodeBuild the exports are sourced into its shell; a standalone caller gets them on stdout.
   if [ -z "\${CODEBUILD_BUILD_ID:-}" ]; then cat "$CIB_WORK_DIR/exports.env"; fi

@@ -1,0 +1,172 @@
+/**
+ * Runs the generated script for real (bash, coreutils, awk) against a stand-in docker CLI that records
+ * its calls: the failure semantics, the conditional cache push and the exports, without an engine.
+ * The real engines are exercised in test/integration/.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parse } from 'yaml';
+import { BuildScript, BuildScriptOptions } from '../../lib/build-script/build-script';
+import { branchTag } from '../../lib/build-script/cache-refs';
+
+const FIXTURES = path.join(__dirname, 'fixtures');
+const APP = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app';
+const CACHE = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app-cache';
+
+interface Run { status: number; stdout: string; stderr: string; calls: string[]; login: string; exports: Record<string, string> }
+
+let tmp: string;
+beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-run-')); });
+afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function run(options: Partial<BuildScriptOptions>, env: Record<string, string>, log = 'buildkit-mixed.log'): Run {
+  const script = path.join(tmp, 'cached-build.sh');
+  fs.writeFileSync(script, new BuildScript({ strategy: 'registry', ...options }).renderScript());
+  const calls = path.join(tmp, 'calls');
+  fs.writeFileSync(calls, '');
+  const r = spawnSync('bash', [script], {
+    cwd: tmp, encoding: 'utf8',
+    env: {
+      PATH: `${FIXTURES}/bin:/usr/bin:/bin`, FAKE_CALLS: calls, FAKE_LOG: path.join(FIXTURES, 'logs', log),
+      APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, IMAGE_TAG: 'abc123', CIB_WORK_DIR: path.join(tmp, 'work'), ...env,
+    },
+  });
+  const exports: Record<string, string> = {};
+  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exports[m[1]] = m[2];
+  const loginFile = `${calls}.login`;
+  return {
+    status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, calls: fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean),
+    login: fs.existsSync(loginFile) ? fs.readFileSync(loginFile, 'utf8') : '', exports,
+  };
+}
+
+const cacheTo = (r: Run) => r.calls.filter(c => c.includes('--cache-to'));
+
+describe('registry strategy, stand-in engine', () => {
+  test('a build that executed steps pushes the app and exports cache to the branch ref, reading branch then default', () => {
+    const r = run({}, { CACHE_BRANCH: 'feature/x' });
+    expect(r.status).toBe(0);
+    const tag = branchTag('feature/x');
+    const build = r.calls.find(c => c.startsWith('buildx build') && c.includes('--push'))!;
+    expect(build).toContain(`--cache-from type=registry,ref=${CACHE}:${tag} --cache-from type=registry,ref=${CACHE}:main`);
+    expect(build).toContain(`--tag ${APP}:abc123`);
+    expect(cacheTo(r)).toHaveLength(1);
+    expect(cacheTo(r)[0]).toContain(`--cache-to type=registry,ref=${CACHE}:${tag},mode=max,image-manifest=true,oci-mediatypes=true`);
+    expect(r.exports).toMatchObject({
+      IMAGE_URI: `${APP}:abc123`, IMAGE_TAG: 'abc123', IMAGE_DIGEST: `sha256:${'0'.repeat(63)}7`,
+      CACHE_REFS_READ: `${tag},main`, CACHE_REF_WRITTEN: tag, CACHE_STEPS_TOTAL: '3', CACHE_STEPS_CACHED: '1', CACHE_HIT_RATIO: '0.33',
+    });
+    expect(r.stderr).toMatch(/steps total\s+3/);
+  });
+
+  test('a no-op build (every step from cache) exports no cache at all', () => {
+    const r = run({}, { CACHE_BRANCH: 'main' }, 'buildkit-allcached.log');
+    expect(r.status).toBe(0);
+    expect(cacheTo(r)).toEqual([]);
+    expect(r.exports).toMatchObject({ CACHE_REF_WRITTEN: '', CACHE_STEPS_CACHED: '3', CACHE_HIT_RATIO: '1.00', CACHE_REFS_READ: 'main' });
+    expect(r.stderr).toContain('every step came from cache, nothing exported');
+  });
+
+  test('a failed cache export warns and the build still succeeds', () => {
+    const r = run({}, { CACHE_BRANCH: 'main', FAKE_CACHE_RC: '1' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`WARNING: cache export to ${CACHE}:main failed`);
+    expect(r.exports.CACHE_REF_WRITTEN).toBe('');
+  });
+
+  test('a failed app build fails the script with the engine output', () => {
+    const r = run({}, { CACHE_BRANCH: 'main', FAKE_BUILD_RC: '17' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('#6 0.213 build');
+    expect(cacheTo(r)).toEqual([]);
+  });
+
+  test('read-only branches and disabled writes never export cache', () => {
+    expect(cacheTo(run({ readOnlyBranches: ['pr-*'] }, { CACHE_BRANCH: 'pr-42' }))).toEqual([]);
+    expect(cacheTo(run({ cacheWrite: false }, { CACHE_BRANCH: 'main' }))).toEqual([]);
+    expect(cacheTo(run({}, { CACHE_BRANCH: 'main', CACHE_READ_ONLY: '1' }))).toEqual([]);
+    const ok = run({ readOnlyBranches: ['pr-*'] }, { CACHE_BRANCH: 'main' });
+    expect(ok.stderr).toContain('cache write: main');
+    expect(cacheTo(ok)).toHaveLength(1);
+  });
+
+  test('logs in to ECR with the password on stdin and never prints it', () => {
+    const r = run({}, { CACHE_BRANCH: 'main' });
+    expect(r.calls).toContain('aws ecr get-login-password --region eu-west-1');
+    expect(r.calls).toContain('login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com');
+    expect(r.login).toBe('TOP-SECRET-PASSWORD');
+    expect(r.stdout + r.stderr).not.toContain('TOP-SECRET');
+  });
+
+  test('a local registry needs no login', () => {
+    const r = run({}, { CACHE_BRANCH: 'main', APP_REPOSITORY_URI: '127.0.0.1:5000/app', CACHE_REPOSITORY_URI: 'localhost:5000/cache' });
+    expect(r.status).toBe(0);
+    expect(r.calls.some(c => c.startsWith('aws') || c.startsWith('login'))).toBe(false);
+  });
+
+  test('branch and tag come from CodeBuild variables when not given', () => {
+    const r = run({}, { IMAGE_TAG: '', CODEBUILD_RESOLVED_SOURCE_VERSION: 'f'.repeat(40), CODEBUILD_WEBHOOK_HEAD_REF: 'refs/heads/dev' });
+    expect(r.exports.IMAGE_TAG).toBe('f'.repeat(40));
+    expect(r.exports.CACHE_REFS_READ).toBe('dev,main');
+  });
+
+  test('a missing repository or tag is a clear error', () => {
+    expect(run({}, { APP_REPOSITORY_URI: '' }).stderr).toContain('APP_REPOSITORY_URI is not set');
+    const r = run({}, { IMAGE_TAG: '', GIT_DIR: '/nonexistent' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('IMAGE_TAG is not set and no commit is known');
+  });
+
+  test('unknown steps are refused before anything runs', () => {
+    const script = path.join(tmp, 's.sh');
+    fs.writeFileSync(script, new BuildScript({ strategy: 'registry' }).renderScript());
+    const r = spawnSync('bash', [script, 'setup', 'deploy'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', CIB_WORK_DIR: tmp } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("unknown step 'deploy'");
+  });
+});
+
+describe('inline strategy, stand-in engine', () => {
+  test('pushes the app image, then the cache ref only when a step executed', () => {
+    const r = run({ strategy: 'inline' }, { CACHE_BRANCH: 'main' });
+    expect(r.status).toBe(0);
+    expect(r.calls).toContain(`push ${APP}:abc123`);
+    expect(r.calls).toContain(`push ${CACHE}:main`);
+    expect(r.exports.IMAGE_DIGEST).toBe(`sha256:${'0'.repeat(63)}8`);
+    const noop = run({ strategy: 'inline' }, { CACHE_BRANCH: 'main' }, 'buildkit-allcached.log');
+    expect(noop.calls).not.toContain(`push ${CACHE}:main`);
+  });
+
+  test('a failed app push fails the build', () => {
+    const r = run({ strategy: 'inline' }, { CACHE_BRANCH: 'main', FAKE_PUSH_RC: '1' });
+    expect(r.status).not.toBe(0);
+  });
+});
+
+describe('the buildspec runs the same script phase by phase', () => {
+  test('phases run in separate shells share state and export the variables', () => {
+    const spec = parse(new BuildScript({ strategy: 'registry' }).renderBuildSpecYaml());
+    const workDir = path.join(tmp, 'cb');
+    // A CodeBuild-like runner: each command in a new bash, exported variables read after the last one.
+    const commands: string[] = ['install', 'pre_build', 'build', 'post_build'].flatMap(p => spec.phases[p].commands);
+    const last = commands.pop()!;
+    const calls = path.join(tmp, 'calls');
+    const env = {
+      PATH: `${FIXTURES}/bin:/usr/bin:/bin`, FAKE_CALLS: calls, FAKE_LOG: path.join(FIXTURES, 'logs', 'buildkit-mixed.log'),
+      APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, CODEBUILD_BUILD_ID: 'p:1', CODEBUILD_RESOLVED_SOURCE_VERSION: 'a'.repeat(40),
+      CODEBUILD_SOURCE_VERSION: 'main', ...spec.env.variables, CIB_WORK_DIR: workDir, CIB_SCRIPT: path.join(workDir, 's.sh'),
+    };
+    for (const c of commands) {
+      const r = spawnSync('bash', ['-c', c], { cwd: tmp, env, encoding: 'utf8' });
+      expect({ c: c.slice(0, 60), status: r.status, stderr: r.status ? r.stderr : '' }).toEqual({ c: c.slice(0, 60), status: 0, stderr: '' });
+    }
+    const names: string[] = spec.env['exported-variables'];
+    const r = spawnSync('bash', ['-c', `${last}\nfor n in ${names.join(' ')}; do printf '%s=%s\\n' "$n" "\${!n}"; done`], { cwd: tmp, env, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`IMAGE_URI=${APP}:${'a'.repeat(40)}`);
+    expect(r.stdout).toContain('CACHE_REF_WRITTEN=main');
+    expect(r.stdout).toContain('CACHE_HIT_RATIO=0.33');
+  });
+});
