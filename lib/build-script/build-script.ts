@@ -246,7 +246,7 @@ cib_step_cache() {
       cib_log "cache: $executed step(s) executed, exported to $CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG"
     else
       cib_warn "cache export to $CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG failed; the image is built and pushed"
-      for log in cache-push.log refresh.log; do
+      for log in cache-push.log; do
         if [ -f "$CIB_WORK_DIR/$log" ]; then tail -n 20 "$CIB_WORK_DIR/$log" >&2; fi
       done
     fi

@@ -2,6 +2,14 @@ import { EngineScript } from './engine';
 
 /**
  * Plain `docker build` with BuildKit inline cache, for engines without buildx (docker 20.10).
+ *
+ * The cache refs are pulled into the local image store before the build. On docker 20.10 an image
+ * built from a *remote* `--cache-from` carries inline-cache records only for the steps it rebuilt, so
+ * the next build matches keys but finds no layers and rebuilds everything (every other build misses).
+ * With the cache image local, the cached steps' layers are local too and the new image's inline cache
+ * is complete: measured ideal on every build after app changes, dependency changes and no-op builds.
+ * The pull costs little there: docker 20.10 exports the built image to its local store, which needs
+ * every layer anyway.
  */
 export function inlineEngine(): EngineScript {
   return {
@@ -16,27 +24,18 @@ cib_engine_login() {
   docker login --username AWS --password-stdin "$1" >/dev/null
 }
 
-cib_inline_build() {
-  local ref args=()
-  for ref in "$@"; do args+=(--cache-from "$ref"); done
-  DOCKER_BUILDKIT=1 docker build --progress=plain --build-arg BUILDKIT_INLINE_CACHE=1 \\
-    "\${args[@]}" "\${CIB_FLAGS[@]}" --tag "$CIB_INLINE_TAG" "$CIB_CONTEXT"
-}
-
 cib_engine_build() {
-  local ref refs=()
+  local ref args=()
   for ref in $CACHE_READ_TAGS; do
-    if [ "\${CIB_INLINE_PREPULL:-1}" = 1 ]; then
-      if docker pull --quiet "$CACHE_REPOSITORY_URI:$ref" >/dev/null 2>&1; then
-        refs+=("$CACHE_REPOSITORY_URI:$ref")
-      else
-        cib_warn "cache $CACHE_REPOSITORY_URI:$ref could not be pulled (first build of the branch?)"
-      fi
+    if docker pull --quiet "$CACHE_REPOSITORY_URI:$ref" >/dev/null 2>&1; then
+      args+=(--cache-from "$CACHE_REPOSITORY_URI:$ref")
+      cib_log "cache $CACHE_REPOSITORY_URI:$ref pulled"
     else
-      refs+=("$CACHE_REPOSITORY_URI:$ref")
+      cib_warn "cache $CACHE_REPOSITORY_URI:$ref could not be pulled (none yet for this branch?): not used"
     fi
   done
-  CIB_INLINE_TAG="$IMAGE_URI" cib_inline_build "\${refs[@]}" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2
+  DOCKER_BUILDKIT=1 docker build --progress=plain --build-arg BUILDKIT_INLINE_CACHE=1 \\
+    "\${args[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2
   docker push "$IMAGE_URI" >&2
   local digest
   digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$IMAGE_URI" \\
@@ -45,19 +44,8 @@ cib_engine_build() {
 }
 
 cib_engine_cache_push() {
-  local target="$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" cached="\${CACHE_STEPS_CACHED:-0}"
-  if [ "$cached" -gt 0 ] && [ "\${CIB_INLINE_REFRESH:-local}" != none ]; then
-    cib_log "refreshing inline cache: $cached step(s) came from the remote cache"
-    if [ "\${CIB_INLINE_REFRESH:-local}" = no-cache ]; then
-      CIB_INLINE_TAG="$target" DOCKER_BUILDKIT=1 docker build --no-cache --progress=plain --build-arg BUILDKIT_INLINE_CACHE=1 \\
-        "\${CIB_FLAGS[@]}" --tag "$target" "$CIB_CONTEXT" > "$CIB_WORK_DIR/refresh.log" 2>&1 || return 1
-    else
-      CIB_INLINE_TAG="$target" cib_inline_build > "$CIB_WORK_DIR/refresh.log" 2>&1 || return 1
-    fi
-  else
-    docker tag "$IMAGE_URI" "$target"
-  fi
-  docker push "$target" > "$CIB_WORK_DIR/cache-push.log" 2>&1
+  docker tag "$IMAGE_URI" "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" \\
+    && docker push "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" > "$CIB_WORK_DIR/cache-push.log" 2>&1
 }`,
   };
 }

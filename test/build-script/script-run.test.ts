@@ -33,12 +33,12 @@ function run(options: Partial<BuildScriptOptions>, env: Record<string, string>, 
       APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, IMAGE_TAG: 'abc123', CIB_WORK_DIR: path.join(tmp, 'work'), ...env,
     },
   });
-  const exports: Record<string, string> = {};
-  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exports[m[1]] = m[2];
+  const exported: Record<string, string> = {};
+  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exported[m[1]] = m[2];
   const loginFile = `${calls}.login`;
   return {
     status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, calls: fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean),
-    login: fs.existsSync(loginFile) ? fs.readFileSync(loginFile, 'utf8') : '', exports,
+    login: fs.existsSync(loginFile) ? fs.readFileSync(loginFile, 'utf8') : '', exports: exported,
   };
 }
 

@@ -1,0 +1,78 @@
+/**
+ * Every strategy on every engine where it runs, every build on a wiped builder against a real registry:
+ * the steps that executed must be exactly the ideal set computed from what changed. The naive recipe
+ * must show the every-other-build bug on docker 20.10 (proof that the harness sees it).
+ */
+import {
+  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, loadEngines, runScenario, SCENARIOS, ScenarioRun, STRATEGY_COMBOS,
+} from './harness';
+
+const vars = loadEngines();
+const started = new Set((vars.CIB_ENGINES ?? '').split(/\s+/).filter(Boolean));
+const required = process.env.REQUIRE_ENGINES === '1';
+const engines = new Map<EngineName, Engine>();
+
+function engine(name: EngineName): Engine {
+  if (!engines.has(name)) engines.set(name, new Engine(name, vars));
+  return engines.get(name)!;
+}
+
+afterAll(() => engines.forEach(e => e.dispose()));
+
+const RUN_STEPS = [2, 3, 5, 7];
+
+function describeCombo(combo: Combo, body: () => void): void {
+  const title = `${combo.recipe} on ${combo.engine}`;
+  if (started.has(combo.engine)) {
+    describe(title, body);
+  } else if (required) {
+    test(title, () => { throw new Error(`engine ${combo.engine} did not start (REQUIRE_ENGINES=1)`); });
+  } else {
+    describe.skip(`${title} (engine ${combo.engine} not started)`, body);
+  }
+}
+
+function summary(builds: BuildResult[]): string[] {
+  return builds.map((b, i) => `build ${i + 1}: executed [${b.executed}] ideal [${b.ideal}]`);
+}
+
+for (const combo of STRATEGY_COMBOS) {
+  describeCombo(combo, () => {
+    for (const scenario of SCENARIOS) {
+      test(`${scenario.name}: ${scenario.title} — executed == ideal on every build`, async () => {
+        const run: ScenarioRun = await runScenario(combo, scenario, engine(combo.engine), vars);
+        const builds = run.builds;
+        expect(summary(builds)).toEqual(builds.map((b, i) => `build ${i + 1}: executed [${b.ideal}] ideal [${b.ideal}]`));
+        for (const b of builds) {
+          // The log parser agrees with the independent markers on every RUN step.
+          expect(RUN_STEPS.filter(n => b.executed.includes(n))).toEqual(b.markers.sort((x, y) => x - y));
+          expect(b.exports.CACHE_STEPS_TOTAL).toBe('6');
+          expect(Number(b.exports.CACHE_STEPS_CACHED)).toBe(6 - b.executed.length);
+          expect(b.exports.IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
+        }
+        if (scenario.name === 'S3') {
+          // No-op builds push nothing to the cache repository.
+          expect(builds.slice(1).map(b => b.cacheBytesAdded)).toEqual([0, 0, 0]);
+          expect(builds.slice(1).map(b => b.exports.CACHE_REF_WRITTEN)).toEqual(['', '', '']);
+        }
+        if (scenario.name === 'S4') {
+          expect(builds[1].exports.CACHE_REFS_READ).toMatch(/^feature-new-thing-[0-9a-f]{8},main$/);
+          expect(builds[1].exports.CACHE_REF_WRITTEN).toMatch(/^feature-new-thing-[0-9a-f]{8}$/);
+        }
+        if (scenario.name !== 'S3') {
+          expect(builds.every(b => b.cacheBytesAdded > 0)).toBe(true);
+        }
+      });
+    }
+  });
+}
+
+for (const combo of BASELINE_COMBOS.filter(c => c.recipe === 'naive')) {
+  describeCombo(combo, () => {
+    test('S1: the naive recipe alternates between hit and full rebuild (the bug the harness must see)', async () => {
+      const run = await runScenario(combo, SCENARIOS[0], engine(combo.engine), vars);
+      const full = [2, 3, 4, 5, 6, 7];
+      expect(run.builds.map(b => b.executed)).toEqual([full, [6, 7], full, [6, 7], full, [6, 7]]);
+    });
+  });
+}
