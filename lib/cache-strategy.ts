@@ -22,12 +22,6 @@ export interface RegistryCacheOptions {
   readonly buildkitImage?: string;
 }
 
-/** Options for {@link CacheStrategy.inline}. */
-export interface InlineCacheOptions {}
-
-/** Options for {@link CacheStrategy.buildah}. */
-export interface BuildahCacheOptions {}
-
 /**
  * How the image build reuses the remote layer cache. Pick one with the static factories.
  */
@@ -37,13 +31,13 @@ export abstract class CacheStrategy {
     return new ConcreteStrategy(CacheStrategyKind.REGISTRY, options.buildkitImage ?? DEFAULT_BUILDKIT_IMAGE);
   }
 
-  /** Plain `docker build` with inline cache and a refresh that keeps the cache complete on old BuildKit. */
-  public static inline(_options: InlineCacheOptions = {}): CacheStrategy {
+  /** Plain `docker build` with inline cache, for engines without buildx; pre-pulls the cache so that it stays complete on docker 20.10. */
+  public static inline(): CacheStrategy {
     return new ConcreteStrategy(CacheStrategyKind.INLINE);
   }
 
   /** `buildah build --layers --cache-from/--cache-to` on the cache repository. */
-  public static buildah(_options: BuildahCacheOptions = {}): CacheStrategy {
+  public static buildah(): CacheStrategy {
     return new ConcreteStrategy(CacheStrategyKind.BUILDAH);
   }
 

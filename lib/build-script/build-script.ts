@@ -103,6 +103,7 @@ export class BuildScript {
 # Usage: bash cached-build.sh [${stepNames.join('|')} ...]   (no argument: every step in order)
 # Inputs: APP_REPOSITORY_URI, CACHE_REPOSITORY_URI, IMAGE_TAG (default: the commit), CACHE_BRANCH (default: the branch),
 #         CIB_NETWORK (docker --network for RUN steps), CIB_WORK_DIR (state between steps).
+# shellcheck disable=SC2016 # single-quoted $ is literal on purpose: awk programs, user values
 set -euo pipefail
 
 # ---- configuration (rendered; the environment overrides the repositories) ----
@@ -119,7 +120,6 @@ CIB_SECRETS=${shArray(secrets)}
 CIB_TARGET=${shq(o.target ?? '')}
 CIB_PLATFORM=${shq(o.platform ?? '')}
 ${o.strategy === 'registry' ? `CIB_BUILDKIT_IMAGE=${shq(o.buildkitImage ?? DEFAULT_BUILDKIT_IMAGE)}\n` : ''}CIB_EXPORTED_VARIABLES=${shq(this.exportedVariables.join(' '))}
-# shellcheck disable=SC2016 # an awk program: its $ are awk's
 CIB_STEPS_AWK=${shq((this.engine.logFormat === 'buildah' ? BUILDAH_STEPS_AWK : BUILDKIT_STEPS_AWK).trim())}
 
 # ---- library ----
@@ -234,7 +234,7 @@ cib_step_build() {
 }
 
 cib_step_cache() {
-  local log executed=$(( \${CACHE_STEPS_TOTAL:-0} - \${CACHE_STEPS_CACHED:-0} ))
+  local executed=$(( \${CACHE_STEPS_TOTAL:-0} - \${CACHE_STEPS_CACHED:-0} ))
   if [ -z "$CACHE_WRITE_TAG" ]; then
     cib_log 'cache: read-only for this build, nothing exported'
   elif [ "$executed" -eq 0 ]; then
@@ -246,9 +246,7 @@ cib_step_cache() {
       cib_log "cache: $executed step(s) executed, exported to $CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG"
     else
       cib_warn "cache export to $CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG failed; the image is built and pushed"
-      for log in cache-push.log; do
-        if [ -f "$CIB_WORK_DIR/$log" ]; then tail -n 20 "$CIB_WORK_DIR/$log" >&2; fi
-      done
+      if [ -f "$CIB_WORK_DIR/cache-push.log" ]; then tail -n 20 "$CIB_WORK_DIR/cache-push.log" >&2; fi
     fi
   fi
 }

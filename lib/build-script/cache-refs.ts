@@ -95,6 +95,7 @@ export function planCacheRefs(
 export function invalidBranchReason(name: string): string | undefined {
   if (name.length === 0) return 'it is empty';
   if (/\s/.test(name)) return 'it contains whitespace';
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what git refuses
   if (/[~^:?*[\\\x00-\x1f\x7f]/.test(name)) return 'it contains one of ~ ^ : ? * [ \\ or a control character';
   if (name.startsWith('-') || name.startsWith('/') || name.endsWith('/') || name.endsWith('.')) {
     return 'it starts with - or /, or ends with / or .';

@@ -1,6 +1,6 @@
 /** Quotes a value for bash, single-quote style: safe for any byte string. */
 export function shq(value: string): string {
-  if (/^[A-Za-z0-9_./:=@%+,-]+$/.test(value)) return value;
+  if (/^[A-Za-z0-9_./:=@%+-]+$/.test(value)) return value;
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 

@@ -115,6 +115,9 @@ const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
 
+interface Descriptor { readonly digest: string; readonly size: number }
+interface Manifest { readonly manifests?: Descriptor[]; readonly config?: Descriptor; readonly layers?: Descriptor[] }
+
 export async function repoContents(registry: string, repo: string): Promise<RepoContents> {
   const manifests = new Map<string, number>();
   const blobs = new Map<string, number>();
@@ -128,7 +131,7 @@ export async function repoContents(registry: string, repo: string): Promise<Repo
     const digest = res.headers.get('docker-content-digest') ?? ref;
     if (manifests.has(digest)) return;
     manifests.set(digest, Buffer.byteLength(text));
-    const m = JSON.parse(text) as { manifests?: Array<{ digest: string }>; config?: { digest: string; size: number }; layers?: Array<{ digest: string; size: number }> };
+    const m = JSON.parse(text) as Manifest;
     for (const child of m.manifests ?? []) await visit(child.digest);
     for (const b of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) blobs.set(b.digest, b.size);
   };
