@@ -1,0 +1,98 @@
+/**
+ * `npm run bench:cache`: every strategy × engine × scenario on real engines (wiped builder before every
+ * build), with the naive recipe and the seed's rule as baselines on docker 20.10 in the same run.
+ * Prints one Markdown table and a machine-readable last line.
+ */
+import {
+  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, loadEngines, runBuild, runScenario, SCENARIOS, STRATEGY_COMBOS, Project,
+  freshRepos,
+} from '../test/integration/harness';
+
+const FLOOR_BUILDS = 3;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function bytes(n: number): string {
+  if (n === 0) return '0';
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)}K`;
+  return `${(n / 1024 / 1024).toFixed(1)}M`;
+}
+
+/** Wall seconds of app-change builds on a builder that keeps its local cache: the floor. */
+async function floor(combo: Combo, engine: Engine, vars: Record<string, string>): Promise<number> {
+  const project = new Project(vars.CIB_BASE_IMAGE);
+  const repos = freshRepos(vars.CIB_REGISTRY, combo, 'floor');
+  const times: number[] = [];
+  try {
+    for (let i = 0; i <= FLOOR_BUILDS; i++) {
+      project.app = `floor-app-${i}`;
+      // Build 0 fills the local cache (on a wiped builder); builds 1..N keep it.
+      const r = await runBuild({ combo, engine, project, repos, branch: 'main', tag: `f${i}`, available: new Set(), keepLocal: i > 0 });
+      if (i > 0) times.push(r.seconds);
+    }
+  } finally {
+    project.remove();
+  }
+  return median(times);
+}
+
+async function main(): Promise<void> {
+  const vars = loadEngines();
+  const started = new Set((vars.CIB_ENGINES ?? '').split(/\s+/));
+  const engines = new Map<EngineName, Engine>();
+  const engineFor = (n: EngineName) => engines.get(n) ?? engines.set(n, new Engine(n, vars)).get(n)!;
+  const rows: string[] = [];
+  let atIdeal = 0;
+  let total = 0;
+  let noopBytes = 0;
+  const warmRatios: number[] = [];
+  const date = new Date().toISOString().slice(0, 10);
+  console.log(`cache benchmark, ${date}, ${process.env.HOSTNAME ?? 'this machine'}: every build on a wiped builder`);
+  console.log('');
+  console.log('| strategy | engine | scenario | executed/ideal steps per build | at ideal | wall s per build | cache bytes added per build | warm/floor |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  try {
+    for (const combo of [...STRATEGY_COMBOS, ...BASELINE_COMBOS]) {
+      if (!started.has(combo.engine)) {
+        console.log(`| ${combo.recipe} | ${combo.engine} | - | engine not started | | | | |`);
+        continue;
+      }
+      const engine = engineFor(combo.engine);
+      const floorSeconds = await floor(combo, engine, vars);
+      const ours = STRATEGY_COMBOS.includes(combo);
+      for (const scenario of SCENARIOS) {
+        const run = await runScenario(combo, scenario, engine, vars);
+        const b: BuildResult[] = run.builds;
+        const ideal = b.filter(x => x.executed.join() === x.ideal.join()).length;
+        // Warm builds: after the first, something changed but not everything (S1, S2 app builds, S4).
+        const warm = b.slice(1).filter(x => x.ideal.length > 0 && x.ideal.length < 6);
+        const ratio = median(warm.map(x => x.seconds / floorSeconds));
+        if (ours) {
+          atIdeal += ideal;
+          total += b.length;
+          if (scenario.name === 'S3') noopBytes += b.slice(1).reduce((s, x) => s + x.cacheBytesAdded, 0);
+          warmRatios.push(...warm.map(x => x.seconds / floorSeconds));
+        }
+        const cells = b.map(x => `${x.executed.length}/${x.ideal.length}${x.executed.join() === x.ideal.join() ? '' : '✗'}`).join(' ');
+        rows.push(`| ${combo.recipe} | ${combo.engine} | ${scenario.name} | ${cells} | ${ideal}/${b.length} | ${b.map(x => x.seconds.toFixed(1)).join(' ')}`
+          + ` | ${b.map(x => bytes(x.cacheBytesAdded)).join(' ')} | ${warm.length ? ratio.toFixed(2) : '-'} (floor ${floorSeconds.toFixed(2)} s) |`);
+        console.log(rows[rows.length - 1]);
+      }
+    }
+  } finally {
+    engines.forEach(e => e.dispose());
+  }
+  console.log('');
+  console.log('✗ = executed set differs from the ideal set. Warm/floor: median over the warm builds of the row, each divided by the');
+  console.log(`median of ${FLOOR_BUILDS} app-change builds of the same recipe on a builder that kept its local cache.`);
+  console.log(`cache-bench: ${atIdeal}/${total} ideal, no-op cache bytes ${noopBytes}, warm/floor median ${median(warmRatios).toFixed(2)}`);
+}
+
+main().catch(e => {
+  console.error(e);
+  process.exit(1);
+});
