@@ -24,7 +24,7 @@
 #   down    stops everything `up` started (pid files; TERM, then KILL after a
 #           timeout), unmounts what is left under the private dirs and removes
 #           .engines.env. Safe to run twice or when nothing is up.
-#   status  prints what is running.
+#   status  prints what is running (exit 0 if anything of ours runs).
 #
 # Overridable: CIB_ENGINES_CACHE_DIR, CIB_ENGINES_DATA_DIR, CIB_ENGINES_RUN_DIR,
 # CIB_ENGINES_LOG_DIR, CIB_ENGINES_TIMEOUT (seconds to wait for a daemon),
@@ -73,7 +73,7 @@ need_root() {
 
 take_lock() {
   mkdir -p /run/lock
-  exec 9>/run/lock/cib-engines.lock
+  exec 9>/run/lock/cib-engines-sh.lock
   flock -w 900 9 || die "another engines.sh is running"
 }
 
@@ -151,11 +151,18 @@ trixie_fetch() {
     -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d"
     -o "APT::Architecture=amd64" -o "APT::Sandbox::User=root"
   )
-  apt-get "${opts[@]}" update -qq || die "private apt-get update (trixie) failed"
+  if ! apt-get "${opts[@]}" update -qq; then
+    # an older debian-archive-keyring may lack the trixie keys
+    log "private apt-get update failed; upgrading debian-archive-keyring and retrying"
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --only-upgrade debian-archive-keyring || true
+    fi
+    apt-get "${opts[@]}" update -qq || die "private apt-get update (trixie) failed"
+  fi
   local tmp=$debs/.tmp
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  (cd "$tmp" && apt-get "${opts[@]}" download "${TRIXIE_PACKAGES[@]}") ||
+  (cd "$tmp" && apt-get -qq "${opts[@]}" download "${TRIXIE_PACKAGES[@]}") ||
     die "apt-get download (trixie) failed"
   rm -f "$debs"/*.deb
   mv "$tmp"/*.deb "$debs"/
@@ -214,7 +221,8 @@ start_daemon() {
   : >"$logf"
   (
     cd /
-    PATH=$path setsid "$@" >>"$logf" 2>&1 </dev/null &
+    # fd 9 is our lock: the daemon must not inherit it
+    PATH=$path setsid "$@" >>"$logf" 2>&1 </dev/null 9>&- &
     echo $! >"$(pidfile "$name")"
   )
 }
@@ -228,30 +236,53 @@ wait_gone() { # pid timeout
   return 1
 }
 
-stop_pid() { # pid label
-  local pid=$1 label=$2
-  kill -0 "$pid" 2>/dev/null || return 0
-  log "stopping $label (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  if ! wait_gone "$pid" 30; then
-    warn "$label (pid $pid) did not exit after 30s: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || warn "$label (pid $pid) still alive"
-  fi
+# stop_daemons NAME...: SIGTERM all of them at once, wait (30s), then SIGKILL.
+stop_daemons() {
+  local n pid pids=() labels=() i
+  for n in "$@"; do
+    if pid=$(ours_pid "$n"); then
+      log "stopping $n (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+      labels+=("$n")
+    fi
+    rm -f "$(pidfile "$n")"
+  done
+  for i in "${!pids[@]}"; do
+    pid=${pids[$i]}
+    if ! wait_gone "$pid" 30; then
+      warn "${labels[$i]} (pid $pid) did not exit after 30s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_gone "$pid" 10 || warn "${labels[$i]} (pid $pid) still alive"
+    fi
+  done
 }
 
-stop_daemon() {
-  local pid
-  if pid=$(ours_pid "$1"); then
-    stop_pid "$pid" "$1"
-  fi
-  rm -f "$(pidfile "$1")"
+# children_of PID: direct children (parsed from /proc/*/stat, no procps).
+children_of() {
+  local f st
+  for f in /proc/[0-9]*/stat; do
+    st=$(cat "$f" 2>/dev/null) || continue
+    st=${st##*) } # fields after "(comm) ": state ppid ...
+    st=${st#* }
+    [[ ${st%% *} == "$1" ]] && { f=${f#/proc/}; echo "${f%/stat}"; }
+  done
+  return 0
 }
 
-# Leftovers (containerd shims, managed containerd, runc) whose command line
-# names one of our private dirs.
+descendants_of() {
+  local c
+  for c in $(children_of "$1"); do
+    descendants_of "$c"
+    echo "$c"
+  done
+}
+
+# Leftovers after a daemon crash (containerd shims, dockerd's managed
+# containerd, runc) whose command line names one of our private dirs; the
+# containers below a shim are SIGKILLed first (they would outlive the shim).
 sweep_leftovers() {
-  local sig pid cmd comm found
+  local sig pid cmd comm found d
   for sig in TERM KILL; do
     found=0
     for pid in /proc/[0-9]*; do
@@ -265,12 +296,18 @@ sweep_leftovers() {
       cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
       [[ $cmd == *"$RUN_DIR"* || $cmd == *"$DATA_DIR"* ]] || continue
       log "leftover $comm (pid $pid): SIG$sig"
+      if [[ $comm == containerd-shim* ]]; then
+        for d in $(descendants_of "$pid"); do
+          kill -KILL "$d" 2>/dev/null || true
+        done
+      fi
       kill "-$sig" "$pid" 2>/dev/null || true
       found=1
       if [[ $sig == TERM ]]; then wait_gone "$pid" 10 || true; fi
     done
     [[ $found -eq 0 ]] && break
   done
+  return 0
 }
 
 # unmount_under DIR...: every mount point at or below the DIRs, deepest first.
@@ -296,22 +333,26 @@ docker_ok() { # client host
 }
 
 wait_for() { # label pidname check-cmd...
-  local label=$1 name=$2 i pid
+  local label=$1 name=$2 i why="did not answer within ${TIMEOUT}s"
   shift 2
   for ((i = 0; i < TIMEOUT * 4; i++)); do
-    if "$@"; then return 0; fi
-    pid=$(ours_pid "$name") || {
-      warn "$label exited during startup"
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if ! ours_pid "$name" >/dev/null; then
+      why="exited during startup"
       break
-    }
+    fi
     sleep 0.25
   done
-  warn "$label did not come up within ${TIMEOUT}s; tail of $LOG_DIR/$name.log:"
+  warn "$label $why; tail of $LOG_DIR/$name.log:"
   tail -n 30 "$LOG_DIR/$name.log" >&2 || true
   return 1
 }
 
 # ------------------------------------------------------------------ start ---
+
+port_busy() {
+  (exec 3<>"/dev/tcp/${REGISTRY%:*}/${REGISTRY##*:}") 2>/dev/null
+}
 
 start_registry() {
   local dir=$DATA_DIR/registry
@@ -335,9 +376,8 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 EOF
-  if ss -ltn "sport = :${REGISTRY##*:}" 2>/dev/null | grep -q LISTEN; then
-    warn "something already listens on $REGISTRY:"
-    ss -ltnp "sport = :${REGISTRY##*:}" >&2 || true
+  if port_busy; then
+    warn "something already listens on $REGISTRY"
     return 1
   fi
   start_daemon registry "$SYS_PATH" /usr/bin/docker-registry serve "$dir/config.yml"
@@ -528,11 +568,23 @@ d26_check_runc() {
 
 # -------------------------------------------------------------- commands ---
 
+kill_containers() { # client host
+  local ids
+  [[ -S ${2#unix://} && -x $1 ]] || return 0
+  ids=$(timeout 10 "$1" -H "$2" ps -q 2>/dev/null) || return 0
+  if [[ -n $ids ]]; then
+    # shellcheck disable=SC2086 # one id per word
+    timeout 20 "$1" -H "$2" kill $ids >/dev/null 2>&1 || true
+  fi
+}
+
 cmd_down() {
-  stop_daemon d26
-  stop_daemon d26-containerd
-  stop_daemon d20
-  stop_daemon registry
+  # dockerd would give each running container its 10s stop timeout
+  kill_containers "$D26_ROOT/usr/bin/docker" "unix://$RUN_DIR/d26.sock"
+  kill_containers "$D20_CLIENT" "unix://$RUN_DIR/d20.sock"
+  # dockerd 26 needs its containerd while shutting down
+  stop_daemons d26 d20 registry
+  stop_daemons d26-containerd
   sweep_leftovers
   unmount_under "$DATA_DIR" "$RUN_DIR"
   rm -rf "$RUN_DIR"
@@ -553,7 +605,10 @@ cmd_up() {
   chmod 700 "$RUN_DIR"
 
   local started=() failed=() e
-  start_registry || die "registry did not start on $REGISTRY (log: $LOG_DIR/registry.log)"
+  if ! start_registry; then
+    cmd_down >/dev/null 2>&1 || true
+    die "registry did not start on $REGISTRY (log: $LOG_DIR/registry.log)"
+  fi
   log "registry up on $REGISTRY"
 
   if start_d20; then started+=(d20); else failed+=(d20); fi
