@@ -74,6 +74,19 @@ export const REPORT_SHELL = `cib_hit_ratio() {
   awk -v c="$1" -v t="$2" 'BEGIN { if (t == 0) { print "1.00" } else { printf "%.2f\\n", c / t } }'
 }
 
+cib_json_string() {
+  printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\\\/\\\\\\\\/g' -e 's/"/\\\\"/g')"
+}
+
+# imagedefinitions.json for ECS standard deployments, imageDetail.json (digest-pinned) for ECS blue/green.
+cib_write_artifacts() {
+  local dir="$1" pinned="$IMAGE_URI"
+  if [ -n "\${IMAGE_DIGEST:-}" ]; then pinned="$APP_REPOSITORY_URI@$IMAGE_DIGEST"; fi
+  mkdir -p "$dir"
+  printf '[{"name":%s,"imageUri":%s}]\\n' "$(cib_json_string "$CIB_CONTAINER_NAME")" "$(cib_json_string "$IMAGE_URI")" > "$dir/imagedefinitions.json"
+  printf '{"ImageURI":%s}\\n' "$(cib_json_string "$pinned")" > "$dir/imageDetail.json"
+}
+
 cib_step_report() {
   local total="\${CACHE_STEPS_TOTAL:-0}" cached="\${CACHE_STEPS_CACHED:-0}" ratio executed
   ratio=$(cib_hit_ratio "$cached" "$total")
@@ -96,6 +109,7 @@ cib_step_report() {
     value="\${!name:-}"
     printf "export %s='%s'\\n" "$name" "\${value//$q/$q\\\\$q$q}" >> "$CIB_WORK_DIR/exports.env"
   done
+  if [ -n "\${CIB_ARTIFACTS_DIR:-}" ]; then cib_write_artifacts "$CIB_ARTIFACTS_DIR"; fi
   # For CodeBuild the exports are sourced into its shell; a standalone caller gets them on stdout.
   if [ -z "\${CODEBUILD_BUILD_ID:-}" ]; then cat "$CIB_WORK_DIR/exports.env"; fi
 }`;

@@ -45,7 +45,7 @@ describe('options are rendered safely', () => {
     const r = spawnSync('bash', ['-c', `${script}\nprintf '%s\\n' "\${CIB_BUILD_ARGS[@]}" "$CIB_DOCKERFILE" "$CIB_CONTEXT" "\${CIB_READ_ONLY_BRANCHES[@]}" "\${CIB_SECRETS[@]}"`],
       { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
     expect(r.stdout.split('\n')).toEqual([
-      'NODE_ENV=production', `QUOTE=a'b"c$d`, 'docker/App Dockerfile', 'src dir', 'pr-*', "it's/*", 'id=npmrc,env=NPM_TOKEN', '',
+      'NODE_ENV=production', `QUOTE=a'b"c$d`, 'docker/App Dockerfile', 'src dir', 'pr-*', "it's/*", 'npmrc=NPM_TOKEN', '',
     ]);
   });
 

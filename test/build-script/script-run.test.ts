@@ -128,6 +128,32 @@ describe('registry strategy, stand-in engine', () => {
   });
 });
 
+describe('build secrets and artifacts', () => {
+  test('secrets reach the engine as private files, never as arguments or output, and are removed after the build', () => {
+    const r = run({ buildSecretEnv: { npmrc: 'NPM_TOKEN' } }, { CACHE_BRANCH: 'main', NPM_TOKEN: 's3cr3t-token' });
+    expect(r.status).toBe(0);
+    const build = r.calls.find(c => c.includes('--push'))!;
+    expect(build).toMatch(/--secret id=npmrc,src=\S+\/secrets\/npmrc/);
+    expect(r.calls.join('\n') + r.stdout + r.stderr).not.toContain('s3cr3t-token');
+    // Seen by the engine: mode 600 and the value (once for the build, once for the cache export).
+    expect(fs.readFileSync(path.join(tmp, 'calls.secrets'), 'utf8')).toBe('600\ns3cr3t-token\n600\ns3cr3t-token\n');
+    expect(fs.existsSync(path.join(tmp, 'work', 'secrets'))).toBe(false);
+  });
+
+  test('a missing secret value fails the build naming the secret and the variable', () => {
+    const r = run({ buildSecretEnv: { npmrc: 'NPM_TOKEN' } }, { CACHE_BRANCH: 'main' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("build secret 'npmrc': environment variable NPM_TOKEN is empty");
+  });
+
+  test('imagedefinitions.json and imageDetail.json are written when CIB_ARTIFACTS_DIR is set', () => {
+    const r = run({ containerName: 'web' }, { CACHE_BRANCH: 'main', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imagedefinitions.json'), 'utf8'))).toEqual([{ name: 'web', imageUri: `${APP}:abc123` }]);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imageDetail.json'), 'utf8'))).toEqual({ ImageURI: `${APP}@sha256:${'0'.repeat(63)}7` });
+  });
+});
+
 describe('inline strategy, stand-in engine', () => {
   test('pushes the app image, then the cache ref only when a step executed', () => {
     const r = run({ strategy: 'inline' }, { CACHE_BRANCH: 'main' });
@@ -168,5 +194,7 @@ describe('the buildspec runs the same script phase by phase', () => {
     expect(r.stdout).toContain(`IMAGE_URI=${APP}:${'a'.repeat(40)}`);
     expect(r.stdout).toContain('CACHE_REF_WRITTEN=main');
     expect(r.stdout).toContain('CACHE_HIT_RATIO=0.33');
+    const files = spec.artifacts.files.map((f: string) => path.join(tmp, spec.artifacts['base-directory'], f));
+    expect(files.map((f: string) => fs.existsSync(f))).toEqual([true, true]);
   });
 });
