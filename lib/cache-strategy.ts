@@ -28,6 +28,10 @@ export interface RegistryCacheOptions {
 export abstract class CacheStrategy {
   /** `docker buildx build` with `--cache-from/--cache-to type=registry` (mode=max, image manifest, OCI media types). */
   public static registry(options: RegistryCacheOptions = {}): CacheStrategy {
+    const image = options.buildkitImage;
+    if (image !== undefined && !/^\S+$/.test(image)) {
+      throw new Error(`CacheStrategy.registry: buildkitImage must be an image reference, got '${image}'`);
+    }
     return new ConcreteStrategy(CacheStrategyKind.REGISTRY, options.buildkitImage ?? DEFAULT_BUILDKIT_IMAGE);
   }
 

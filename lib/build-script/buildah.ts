@@ -10,7 +10,18 @@ export function buildahEngine(): EngineScript {
     strategy: 'buildah',
     logFormat: 'buildah',
     functions: `cib_engine_setup() {
-  command -v buildah >/dev/null 2>&1 || cib_die 'buildah is not installed: install it in the build image (apt-get install buildah / dnf install buildah)'
+  # CodeBuild's standard images ship docker, not buildah: install it from the image's own packages.
+  if ! command -v buildah >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+      cib_log 'buildah is missing: installing it with apt-get'
+      apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah >&2
+    elif command -v dnf >/dev/null 2>&1; then
+      cib_log 'buildah is missing: installing it with dnf'
+      dnf install -y -q buildah >&2
+    else
+      cib_die 'buildah is not installed and neither apt-get nor dnf is available: use a build image with buildah'
+    fi
+  fi
   buildah version >/dev/null || cib_die 'buildah does not run here'
 }
 
