@@ -133,7 +133,8 @@ export class ImageRepositories extends Construct {
       throw new Error(`${path}: keepTaggedImages must be an integer >= 1, got ${keep}`);
     }
     const grace = props.cacheUntaggedGracePeriod;
-    if (grace !== undefined && !grace.isUnresolved() && (grace.toDays({ integral: false }) < 1 || !Number.isInteger(grace.toDays({ integral: false })))) {
+    const graceDays = grace && !grace.isUnresolved() ? grace.toDays({ integral: false }) : undefined;
+    if (grace && graceDays !== undefined && (graceDays < 1 || !Number.isInteger(graceDays))) {
       throw new Error(`${path}: cacheUntaggedGracePeriod must be a whole number of days >= 1 (ECR lifecycle rules count days), got ${grace.toHumanString()}`);
     }
     for (const p of props.mutableTags ?? []) {

@@ -1,0 +1,286 @@
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as codebuild from 'aws-cdk-lib/aws-codebuild';
+import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
+import * as actions from 'aws-cdk-lib/aws-codepipeline-actions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { parse } from 'yaml';
+import { CachedImageBuild, CachedImageBuildProps, CacheStrategy, EXPORTED_VARIABLES } from '../lib';
+
+type Setup = (stack: Stack) => Partial<CachedImageBuildProps>;
+
+function synth(props: CachedImageBuildProps = {}, setup?: Setup): { stack: Stack; build: CachedImageBuild; t: Template } {
+  const stack = new Stack(new App(), 'S', { env: { account: '123456789012', region: 'eu-west-1' } });
+  const build = new CachedImageBuild(stack, 'Build', { ...props, ...setup?.(stack) });
+  let t: Template | undefined;
+  // Lazy: synthesizing freezes the tree, and some tests add a pipeline first.
+  return { stack, build, get t() { return (t ??= Template.fromStack(stack)); } };
+}
+
+type Statement = { Action: string | string[]; Resource: unknown; Effect: string; Condition?: unknown };
+
+function projectStatements(t: Template): Statement[] {
+  const policies = t.findResources('AWS::IAM::Policy');
+  const project = Object.entries(policies).find(([id]) => id.startsWith('BuildProjectRoleDefaultPolicy'));
+  expect(project).toBeDefined();
+  return project![1].Properties.PolicyDocument.Statement as Statement[];
+}
+
+const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+
+describe('created repositories', () => {
+  test('app repository: scan on push, AES256, immutable tags, lifecycle rules', () => {
+    const { t } = synth();
+    t.hasResourceProperties('AWS::ECR::Repository', {
+      ImageScanningConfiguration: { ScanOnPush: true },
+      // No EncryptionConfiguration: ECR's default, AES256.
+      EncryptionConfiguration: Match.absent(),
+      ImageTagMutability: 'IMMUTABLE',
+      LifecyclePolicy: { LifecyclePolicyText: Match.serializedJson(Match.objectLike({
+        rules: [
+          Match.objectLike({ rulePriority: 1, selection: Match.objectLike({ tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 1 }) }),
+          Match.objectLike({ rulePriority: 2, selection: Match.objectLike({ tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 200 }) }),
+        ],
+      })) },
+    });
+  });
+
+  test('cache repository: mutable, untagged manifests expire after the grace period', () => {
+    const { t } = synth({ repositoryOptions: { cacheUntaggedGracePeriod: Duration.days(3) } });
+    t.hasResourceProperties('AWS::ECR::Repository', {
+      ImageTagMutability: 'MUTABLE',
+      LifecyclePolicy: { LifecyclePolicyText: Match.serializedJson(Match.objectLike({
+        rules: [Match.objectLike({ selection: Match.objectLike({ tagStatus: 'untagged', countNumber: 3 }) })],
+      })) },
+    });
+  });
+
+  test('mutable tag exclusions, KMS key, DESTROY empties the repositories', () => {
+    const { t } = synth({ repositoryOptions: { mutableTags: ['latest'], removalPolicy: RemovalPolicy.DESTROY } }, stack => ({
+      encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }),
+    }));
+    t.hasResourceProperties('AWS::ECR::Repository', {
+      ImageTagMutability: 'IMMUTABLE_WITH_EXCLUSION',
+      ImageTagMutabilityExclusionFilters: [{ ImageTagMutabilityExclusionFilterType: 'WILDCARD', ImageTagMutabilityExclusionFilterValue: 'latest' }],
+      EncryptionConfiguration: { EncryptionType: 'KMS', KmsKey: Match.anyValue() },
+      EmptyOnDelete: true,
+    });
+    t.resourceCountIs('AWS::ECR::Repository', 2);
+    expect(Object.values(t.findResources('AWS::ECR::Repository')).every(r => r.DeletionPolicy === 'Delete')).toBe(true);
+  });
+
+  test('repositories are retained by default', () => {
+    const { t } = synth();
+    expect(Object.values(t.findResources('AWS::ECR::Repository')).map(r => r.DeletionPolicy)).toEqual(['Retain', 'Retain']);
+  });
+});
+
+describe('the CodeBuild project', () => {
+  test('is privileged, runs the rendered buildspec, gets the repository URIs', () => {
+    const { t, build } = synth();
+    const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
+    expect(project.Environment.PrivilegedMode).toBe(true);
+    expect(project.Environment.Image).toBe('aws/codebuild/standard:7.0');
+    expect(parse(project.Source.BuildSpec)).toEqual(build.buildScript.renderBuildSpecObject());
+    expect(project.Environment.EnvironmentVariables.map((v: { Name: string }) => v.Name)).toEqual(['APP_REPOSITORY_URI', 'CACHE_REPOSITORY_URI']);
+    expect(project.TimeoutInMinutes).toBe(60);
+  });
+
+  test('the buildspec exports every variable the pipeline and the cleanup read', () => {
+    const { build } = synth();
+    expect((build.buildScript.renderBuildSpecObject() as { env: Record<string, unknown> }).env['exported-variables']).toEqual([...EXPORTED_VARIABLES]);
+  });
+
+  test.each([
+    [CacheStrategy.registry(), 'registry'], [CacheStrategy.inline(), 'inline'], [CacheStrategy.buildah(), 'buildah'],
+  ])('strategy %#: the buildspec is the BuildScript of that strategy', (strategy, name) => {
+    const { t, build } = synth({ strategy });
+    expect(build.buildScript.options.strategy).toBe(name);
+    const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
+    expect(project.Source.BuildSpec).toContain(`CIB_STRATEGY=${name}`);
+  });
+
+  test('a custom BuildKit image reaches the script', () => {
+    const { build } = synth({ strategy: CacheStrategy.registry({ buildkitImage: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2' }) });
+    expect(build.buildScript.renderScript()).toContain('CIB_BUILDKIT_IMAGE=123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2');
+  });
+
+  test('the role can push only to its two repositories; only GetAuthorizationToken is on *', () => {
+    const { t } = synth();
+    const statements = projectStatements(t);
+    const star = statements.filter(s => s.Resource === '*');
+    expect(star.flatMap(actionsOf)).toEqual(['ecr:GetAuthorizationToken']);
+    const push = statements.filter(s => actionsOf(s).includes('ecr:PutImage'));
+    const resources = push.flatMap(s => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]));
+    const repos = Object.keys(t.findResources('AWS::ECR::Repository'));
+    expect(resources).toHaveLength(2);
+    expect(resources.map(r => (r as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]).sort()).toEqual(repos.sort());
+    for (const s of statements.filter(x => actionsOf(x).some(a => a.startsWith('ecr:')))) {
+      expect(s.Resource === '*' ? actionsOf(s) : ['scoped']).not.toContain('ecr:PutImage');
+    }
+  });
+
+  test('build secrets come from Secrets Manager, readable only for those secrets', () => {
+    const { t, build } = synth({}, stack => ({ buildSecrets: { npmrc: secretsmanager.Secret.fromSecretNameV2(stack, 'Npm', 'npm-token') } }));
+    const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
+    expect(project.Environment.EnvironmentVariables).toContainEqual({ Name: 'CIB_SECRET_0', Type: 'SECRETS_MANAGER', Value: expect.anything() });
+    expect(build.buildScript.renderScript()).toContain('CIB_SECRETS=(npmrc=CIB_SECRET_0)');
+    const statements = projectStatements(t).filter(s => actionsOf(s).some(a => a.startsWith('secretsmanager:')));
+    expect(statements.length).toBeGreaterThan(0);
+    for (const s of statements) expect(JSON.stringify(s.Resource)).toContain('secret:npm-token');
+  });
+
+  test('VPC, compute type, timeout, project name and log retention are applied', () => {
+    const { t } = synth({ computeType: codebuild.ComputeType.LARGE, timeout: Duration.minutes(90), projectName: 'img', logRetention: 7 }, stack => ({
+      vpc: ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-1', availabilityZones: ['eu-west-1a'], privateSubnetIds: ['subnet-1'] }),
+    }));
+    t.hasResourceProperties('AWS::CodeBuild::Project', {
+      Name: 'img', TimeoutInMinutes: 90, Environment: Match.objectLike({ ComputeType: 'BUILD_GENERAL1_LARGE' }),
+      VpcConfig: Match.objectLike({ VpcId: 'vpc-1', Subnets: ['subnet-1'] }),
+    });
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
+  });
+
+  test('with a source the project runs outside CodePipeline', () => {
+    const { t } = synth({}, stack => ({
+      source: codebuild.Source.s3({ bucket: s3.Bucket.fromBucketName(stack, 'B', 'src'), path: 'src.zip' }),
+    }));
+    t.hasResourceProperties('AWS::CodeBuild::Project', { Source: Match.objectLike({ Type: 'S3', Location: 'src/src.zip' }) });
+  });
+});
+
+describe('imported repositories', () => {
+  test('nothing is created; grants target the imported repositories', () => {
+    const { t } = synth({}, stack => ({
+      appRepository: ecr.Repository.fromRepositoryName(stack, 'App', 'team/app'),
+      cacheRepository: ecr.Repository.fromRepositoryName(stack, 'Cache', 'team/app-cache'),
+    }));
+    t.resourceCountIs('AWS::ECR::Repository', 0);
+    const push = projectStatements(t).filter(s => actionsOf(s).includes('ecr:PutImage'));
+    expect(JSON.stringify(push)).toContain('repository/team/app"');
+    expect(JSON.stringify(push)).toContain('repository/team/app-cache"');
+  });
+
+  test('one imported, one created', () => {
+    const { t, build } = synth({}, stack => ({ appRepository: ecr.Repository.fromRepositoryName(stack, 'App', 'team/app') }));
+    t.resourceCountIs('AWS::ECR::Repository', 1);
+    t.hasResourceProperties('AWS::ECR::Repository', { ImageTagMutability: 'MUTABLE' });
+    expect(build.appRepository.repositoryName).toBe('team/app');
+  });
+
+  test('an immutable cache repository defined in the app is refused', () => {
+    expect(() => synth({}, stack => ({
+      cacheRepository: new ecr.Repository(stack, 'Cache', { imageTagMutability: ecr.TagMutability.IMMUTABLE }),
+    }))).toThrow(/cache repository S\/Cache has imageTagMutability IMMUTABLE: cache refs must move/);
+  });
+
+  test('the same repository for app and cache is refused', () => {
+    expect(() => synth({}, stack => {
+      const repo = ecr.Repository.fromRepositoryName(stack, 'R', 'team/app');
+      return { appRepository: repo, cacheRepository: repo };
+    })).toThrow(/appRepository and cacheRepository are the same repository/);
+  });
+});
+
+describe('pipeline action', () => {
+  function pipelineWith(build: CachedImageBuild, stack: Stack, output?: codepipeline.Artifact) {
+    const source = new codepipeline.Artifact('Src');
+    const action = build.action({ input: source, output, variablesNamespace: 'Img' });
+    new codepipeline.Pipeline(stack, 'P', {
+      crossAccountKeys: false,
+      stages: [
+        { stageName: 'Source', actions: [new actions.S3SourceAction({ actionName: 'S', bucket: s3.Bucket.fromBucketName(stack, 'B', 'src-bucket'), bucketKey: 'k', output: source })] },
+        { stageName: 'Build', actions: [action] },
+      ],
+    });
+    return action;
+  }
+
+  test('outputs the image artifact and exposes the variables under the namespace', () => {
+    const { stack, build } = synth();
+    const out = new codepipeline.Artifact('ImageDefs');
+    const action = pipelineWith(build, stack, out);
+    for (const v of ['IMAGE_URI', 'IMAGE_TAG', 'IMAGE_DIGEST', 'CACHE_HIT_RATIO']) {
+      expect(stack.resolve(action.variable(v))).toBe(`#{Img.${v}}`);
+    }
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::CodePipeline::Pipeline', {
+      Stages: Match.arrayWith([Match.objectLike({
+        Name: 'Build',
+        Actions: [Match.objectLike({ Name: 'BuildImage', Namespace: 'Img', OutputArtifacts: [{ Name: 'ImageDefs' }] })],
+      })]),
+    });
+    expect(build.buildScript.renderBuildSpecObject()).toMatchObject({ artifacts: { files: ['imagedefinitions.json', 'imageDetail.json'] } });
+  });
+
+  test('a default output artifact is created', () => {
+    const { stack, build } = synth();
+    const action = pipelineWith(build, stack);
+    expect(action.actionProperties.outputs![0].artifactName).toBe('ImgImage');
+  });
+
+  test('a bad namespace is refused', () => {
+    const { build } = synth();
+    expect(() => build.action({ input: new codepipeline.Artifact('x'), variablesNamespace: 'bad ns' })).toThrow(/variablesNamespace .* got 'bad ns'/);
+  });
+});
+
+describe('validation names the prop and the value', () => {
+  test.each<[string, CachedImageBuildProps, RegExp]>([
+    ['dockerfile outside the context', { context: 'app', dockerfile: 'Dockerfile' }, /dockerfile 'Dockerfile' is outside the context 'app'/],
+    ['absolute context', { context: '/src' }, /context must be relative to the source root, got '\/src'/],
+    ['context escaping the source', { context: 'a/../..' }, /context must stay inside the source root, got 'a\/..\/..'/],
+    ['empty dockerfile', { dockerfile: '' }, /dockerfile must not be empty/],
+    ['invalid default branch', { defaultBranch: 'a..b' }, /defaultBranch 'a..b' is not a valid branch name/],
+    ['empty default branch', { defaultBranch: '' }, /defaultBranch '' is not a valid branch name: it is empty/],
+    ['empty read-only pattern', { readOnlyBranches: [''] }, /readOnlyBranches entries must be non-empty globs without spaces, got ''/],
+    ['read-only with writes off', { cacheWrite: false, readOnlyBranches: ['pr-*'] }, /readOnlyBranches has no effect when cacheWrite is false/],
+    ['bad build arg', { buildArgs: { 'A-B': '1' } }, /buildArgs key 'A-B' is not a valid variable name/],
+    ['bad target', { target: 'a b' }, /target must be a stage name, got 'a b'/],
+    ['bad platform', { platform: 'x86' }, /platform must look like linux\/amd64 .* got 'x86'/],
+    ['bad container name', { containerName: 'web app' }, /containerName must be 1-255 of \[A-Za-z0-9_-\], got 'web app'/],
+    ['short timeout', { timeout: Duration.minutes(2) }, /timeout must be between 5 minutes and 8 hours, got 2 minutes/],
+    ['long timeout', { timeout: Duration.hours(9) }, /timeout must be between 5 minutes and 8 hours, got 9 hours/],
+    ['keep count', { repositoryOptions: { keepTaggedImages: 0 } }, /keepTaggedImages must be an integer >= 1, got 0/],
+    ['grace period', { repositoryOptions: { cacheUntaggedGracePeriod: Duration.hours(5) } }, /cacheUntaggedGracePeriod must be a whole number of days >= 1 .* got 5 hours/],
+    ['repository name', { repositoryOptions: { appRepositoryName: 'App' } }, /appRepositoryName must be a valid ECR repository name .* got 'App'/],
+    ['mutable tag pattern', { repositoryOptions: { mutableTags: ['a b'] } }, /mutableTags entries must be tag wildcards .* got 'a b'/],
+    ['cleanup idle timeout', { cleanup: { idleTimeout: Duration.minutes(10) } }, /cleanup.idleTimeout must be at least 1 hour, got 10 minutes/],
+    ['cleanup refs', { cleanup: { maxRefsPerBranch: 0 } }, /cleanup.maxRefsPerBranch must be an integer >= 1, got 0/],
+    ['cleanup deletes', { cleanup: { maxDeletesPerRun: 2.5 } }, /cleanup.maxDeletesPerRun must be an integer >= 1, got 2.5/],
+    ['cleanup fraction', { cleanup: { maxDeleteFraction: 1.5 } }, /cleanup.maxDeleteFraction must be in \(0, 1\], got 1.5/],
+    ['cleanup disabled with options', { cleanup: { enabled: false, dryRun: true } }, /cleanup.enabled is false but dryRun is set/],
+  ])('%s', (_name, props, message) => {
+    expect(() => synth(props)).toThrow(message);
+  });
+
+  test('a secret id that is also a build arg is refused', () => {
+    expect(() => synth({ buildArgs: { npmrc: 'x' } }, stack => ({
+      buildSecrets: { npmrc: secretsmanager.Secret.fromSecretNameV2(stack, 'N', 'n') },
+    }))).toThrow(/'npmrc' is both a build arg and a build secret/);
+  });
+
+  test('subnetSelection without a vpc is refused', () => {
+    expect(() => synth({ subnetSelection: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS } })).toThrow(/subnetSelection needs vpc/);
+  });
+
+  test('a repository name next to an imported repository is refused', () => {
+    expect(() => synth({ repositoryOptions: { appRepositoryName: 'x' } }, stack => ({ appRepository: ecr.Repository.fromRepositoryName(stack, 'A', 'a') })))
+      .toThrow(/repositoryOptions.appRepositoryName 'x' conflicts with appRepository/);
+  });
+
+  test('an empty BuildKit image is refused by the factory', () => {
+    expect(() => CacheStrategy.registry({ buildkitImage: ' ' })).toThrow(/buildkitImage must be an image reference, got ' '/);
+  });
+
+  test('nothing is half-created: a failed construct leaves no resources', () => {
+    const stack = new Stack(new App(), 'S');
+    expect(() => new CachedImageBuild(stack, 'B', { context: '/abs' })).toThrow();
+    const t = Template.fromStack(stack);
+    expect(Object.keys(t.toJSON().Resources ?? {})).toEqual([]);
+  });
+});
