@@ -105,7 +105,10 @@ export interface BuildResult {
   readonly seconds: number;
   readonly cacheBytesAdded: number;
   readonly exports: Record<string, string>;
+  /** What the script printed. */
   readonly log: string;
+  /** The engine's build log (the input of the step parser). */
+  readonly buildLog: string;
 }
 
 /** Registry contents reachable from the tags of one repository: manifests and blobs with sizes. */
@@ -306,6 +309,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
     cacheBytesAdded: bytesAdded(before, after),
     exports: exported,
     log: r.out,
+    buildLog: log,
   };
 }
 
