@@ -8,8 +8,9 @@ const HASH_LENGTH = 8;
  * Turns a branch name into a valid, bounded, collision-safe image tag.
  *
  * Characters outside `[A-Za-z0-9_.-]` become `-` (byte by byte, like `LC_ALL=C tr`), leading `.` and `-`
- * are dropped, and whenever the name had to change or is too long, the first 8 hex characters of the
- * SHA-256 of the original name are appended, so `feature/a` and `feature-a` never share a tag.
+ * are dropped, runs of `-` become one (`--` is the ref-family separator), and whenever the name had to
+ * change or is too long, the first 8 hex characters of the SHA-256 of the original name are appended, so
+ * `feature/a` and `feature-a` never share a tag.
  * The shell twin is {@link BRANCH_TAG_SHELL}; a unit test keeps them identical.
  */
 export function branchTag(branch: string): string {
@@ -19,10 +20,11 @@ export function branchTag(branch: string): string {
     const c = String.fromCharCode(b);
     tag += /[A-Za-z0-9_.-]/.test(c) ? c : '-';
   }
-  tag = tag.replace(/^[.-]+/, '');
+  // `--` separates a branch's ref family from a suffix (see the cleanup's ref families): never inside a name.
+  tag = tag.replace(/^[.-]+/, '').replace(/-{2,}/g, '-');
   if (tag !== branch || tag.length > MAX_TAG_LENGTH || tag.length === 0) {
     const hash = createHash('sha256').update(bytes).digest('hex').slice(0, HASH_LENGTH);
-    const head = tag.slice(0, MAX_TAG_LENGTH - HASH_LENGTH - 1);
+    const head = tag.slice(0, MAX_TAG_LENGTH - HASH_LENGTH - 1).replace(/-+$/, '');
     tag = head.length > 0 ? `${head}-${hash}` : `b-${hash}`;
   }
   return tag;
@@ -31,10 +33,11 @@ export function branchTag(branch: string): string {
 /** Bash twin of {@link branchTag}: `cib_branch_tag NAME` prints the tag. Needs coreutils only. */
 export const BRANCH_TAG_SHELL = `cib_branch_tag() {
   local branch="$1" tag hash head
-  tag=$(printf '%s' "$branch" | LC_ALL=C tr -c 'A-Za-z0-9_.-' '-' | LC_ALL=C sed -E 's/^[.-]+//')
+  tag=$(printf '%s' "$branch" | LC_ALL=C tr -c 'A-Za-z0-9_.-' '-' | LC_ALL=C sed -E -e 's/^[.-]+//' -e 's/-{2,}/-/g')
   if [ "$tag" != "$branch" ] || [ "\${#tag}" -gt ${MAX_TAG_LENGTH} ] || [ -z "$tag" ]; then
     hash=$(printf '%s' "$branch" | sha256sum | cut -c1-${HASH_LENGTH})
     head=\${tag:0:${MAX_TAG_LENGTH - HASH_LENGTH - 1}}
+    head=$(printf '%s' "$head" | LC_ALL=C sed -E 's/-+$//')
     if [ -n "$head" ]; then tag="$head-$hash"; else tag="b-$hash"; fi
   fi
   printf '%s\\n' "$tag"

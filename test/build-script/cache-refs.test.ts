@@ -38,9 +38,15 @@ describe('branchTag', () => {
     expect(branchTag(long1)).not.toBe(branchTag(long2));
   });
 
-  test('property: always a valid tag, injective on distinct inputs', () => {
+  test('never contains -- (the ref-family separator of the cleanup)', () => {
+    expect(branchTag('a--b')).toMatch(/^a-b-[0-9a-f]{8}$/);
+    expect(branchTag('x'.repeat(118) + '-/y')).not.toContain('--');
+  });
+
+  test('property: always a valid tag without --, injective on distinct inputs', () => {
     fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), fc.string({ unit: 'binary', maxLength: 200 }), (x, y) => {
       expect(branchTag(x)).toMatch(VALID_TAG);
+      expect(branchTag(x)).not.toContain('--');
       if (x !== y) expect(branchTag(x)).not.toBe(branchTag(y));
     }), { numRuns: 500 });
   });
@@ -48,7 +54,7 @@ describe('branchTag', () => {
   test('the bash twin gives the same tag as TypeScript', () => {
     const names = fc.sample(fc.string({ unit: 'grapheme-ascii', maxLength: 160 }), 300)
       .concat(fc.sample(fc.string({ unit: 'binary', maxLength: 40 }), 100))
-      .concat(['main', 'feature/a', 'x'.repeat(129), '-lead', '.dot', 'ünïcode/branch', 'a b', ''])
+      .concat(['main', 'feature/a', 'x'.repeat(129), '-lead', '.dot', 'ünïcode/branch', 'a b', '', 'a--b', 'x'.repeat(118) + '-/y', '--'])
       .filter(n => !n.includes('\0'));
     expect(shellTags(names)).toEqual(names.map(branchTag));
   });
