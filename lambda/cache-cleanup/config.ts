@@ -1,0 +1,79 @@
+import {
+  CleanupPolicy, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_DELETE_FRACTION, DEFAULT_MAX_DELETES_PER_RUN, DEFAULT_METRICS_NAMESPACE,
+  DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS, ResolvedCleanupPolicy,
+} from './contract';
+
+/** Everything one run needs to know, read from the function's environment. */
+export interface CleanupConfig {
+  readonly repositoryName: string;
+  readonly projectName: string;
+  readonly policy: ResolvedCleanupPolicy;
+  readonly dryRun: boolean;
+  readonly metricsNamespace: string;
+}
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+function positiveInteger(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new Error(`cache cleanup policy: ${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function bool(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new Error(`cache cleanup policy: ${name} must be a boolean, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** Applies the defaults and rejects values that would make the planner delete the wrong things. */
+export function resolvePolicy(input: CleanupPolicy): ResolvedCleanupPolicy {
+  if (typeof input.defaultBranchTag !== 'string' || !TAG.test(input.defaultBranchTag)) {
+    throw new Error(`cache cleanup policy: defaultBranchTag must be an image tag, got ${JSON.stringify(input.defaultBranchTag)}`);
+  }
+  const fraction = input.maxDeleteFraction ?? DEFAULT_MAX_DELETE_FRACTION;
+  if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
+    throw new Error(`cache cleanup policy: maxDeleteFraction must be in (0, 1], got ${JSON.stringify(fraction)}`);
+  }
+  return {
+    defaultBranchTag: input.defaultBranchTag,
+    idleTimeoutSeconds: positiveInteger('idleTimeoutSeconds', input.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS, 1),
+    untaggedGracePeriodSeconds: positiveInteger(
+      'untaggedGracePeriodSeconds', input.untaggedGracePeriodSeconds ?? DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS, 0),
+    maxRefsPerBranch: input.maxRefsPerBranch === undefined ? undefined : positiveInteger('maxRefsPerBranch', input.maxRefsPerBranch, 1),
+    maxCacheBytes: input.maxCacheBytes === undefined ? undefined : positiveInteger('maxCacheBytes', input.maxCacheBytes, 0),
+    maxDeletesPerRun: positiveInteger('maxDeletesPerRun', input.maxDeletesPerRun ?? DEFAULT_MAX_DELETES_PER_RUN, 1),
+    maxDeleteFraction: fraction,
+    allowLargeDeletes: bool('allowLargeDeletes', input.allowLargeDeletes ?? false),
+    trustIndexPullTime: bool('trustIndexPullTime', input.trustIndexPullTime ?? false),
+  };
+}
+
+function required(env: Readonly<Record<string, string | undefined>>, name: string): string {
+  const value = env[name];
+  if (value === undefined || value === '') throw new Error(`cache cleanup: environment variable ${name} is not set`);
+  return value;
+}
+
+/** Reads and validates the environment the construct sets (see `CleanupFunctionEnvironment`). */
+export function readConfig(env: Readonly<Record<string, string | undefined>>): CleanupConfig {
+  const rawPolicy = required(env, 'POLICY');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(rawPolicy);
+  } catch (e) {
+    throw new Error(`cache cleanup: POLICY is not JSON (${(e as Error).message}): ${rawPolicy.slice(0, 200)}`, { cause: e });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`cache cleanup: POLICY must be a JSON object, got ${rawPolicy.slice(0, 200)}`);
+  }
+  const dryRun = env.DRY_RUN ?? 'false';
+  if (dryRun !== 'true' && dryRun !== 'false') throw new Error(`cache cleanup: DRY_RUN must be 'true' or 'false', got '${dryRun}'`);
+  return {
+    repositoryName: required(env, 'CACHE_REPOSITORY_NAME'),
+    projectName: required(env, 'PROJECT_NAME'),
+    policy: resolvePolicy(parsed as CleanupPolicy),
+    dryRun: dryRun === 'true',
+    metricsNamespace: env.METRICS_NAMESPACE || DEFAULT_METRICS_NAMESPACE,
+  };
+}

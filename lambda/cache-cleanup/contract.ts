@@ -1,0 +1,157 @@
+/**
+ * What the CacheCleanup construct (lib/) and the cleanup function (lambda/) agree on.
+ *
+ * This file has no imports and no runtime dependencies, so lib/ may import it with `import type`
+ * (or even by value, for the enums and constants) without pulling the handler or the SDK into a synth.
+ *
+ * Units: every duration is in **seconds** (what `Duration.toSeconds()` gives at synth), every size in
+ * **bytes**. The names carry the unit so that a JSON policy can't be misread.
+ */
+
+/** The environment variables the construct sets on the function. A type alias, so it is assignable to `Function.environment`. */
+export type CleanupFunctionEnvironment = {
+  /** Name of the cache repository to clean (never the app repository). */
+  readonly CACHE_REPOSITORY_NAME: string;
+  /** CodeBuild project whose build history says which cache refs builds read and wrote. */
+  readonly PROJECT_NAME: string;
+  /** `JSON.stringify` of a {@link CleanupPolicy}. */
+  readonly POLICY: string;
+  /** `'true'`: plan and report, delete nothing. */
+  readonly DRY_RUN: 'true' | 'false';
+  /** CloudWatch namespace of the embedded-format metrics. */
+  readonly METRICS_NAMESPACE: string;
+};
+
+/** Eviction policy, as JSON in the `POLICY` variable. Optional fields take the `DEFAULT_*` constants below. */
+export interface CleanupPolicy {
+  /**
+   * The cache tag of the default branch (`branchTag(defaultBranch)` from lib/build-script/cache-refs.ts).
+   * The newest cache of its ref family is never deleted.
+   */
+  readonly defaultBranchTag: string;
+  /**
+   * A cache ref stays alive while a build read or wrote it, ECR recorded a pull of it, or it was pushed,
+   * within this many seconds.
+   * @default DEFAULT_IDLE_TIMEOUT_SECONDS (14 days)
+   */
+  readonly idleTimeoutSeconds?: number;
+  /**
+   * Untagged manifests (left behind when a tag is overwritten, or pushed as parts of an index) are deleted
+   * once this many seconds have passed since their push or last recorded pull, unless a kept index references them.
+   * @default DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS (1 day)
+   */
+  readonly untaggedGracePeriodSeconds?: number;
+  /**
+   * Each branch ref family (tag `T` and tags `T--<suffix>`) keeps at most its N most recently used refs.
+   * @default - no limit
+   */
+  readonly maxRefsPerBranch?: number;
+  /**
+   * Budget for the sum of the image sizes ECR reports; least recently used refs are evicted until it is met.
+   * Layers shared by several manifests count once per manifest, so this is an upper bound on what ECR stores.
+   * @default - no budget
+   */
+  readonly maxCacheBytes?: number;
+  /**
+   * At most this many images are deleted in one run; the oldest go first, the rest wait for the next run.
+   * @default DEFAULT_MAX_DELETES_PER_RUN
+   */
+  readonly maxDeletesPerRun?: number;
+  /**
+   * A run that would delete more than this fraction of the repository's tagged images deletes nothing and
+   * reports why (untagged, unreferenced manifests are garbage by construction and do not count).
+   * @default DEFAULT_MAX_DELETE_FRACTION
+   */
+  readonly maxDeleteFraction?: number;
+  /**
+   * Lift the `maxDeleteFraction` guard, e.g. for the first run on a repository that was never cleaned.
+   * @default false
+   */
+  readonly allowLargeDeletes?: boolean;
+  /**
+   * Count ECR's last recorded pull of image indexes as a use. Off by default: the function reads every index
+   * with BatchGetImage to learn its children, and ECR records that read as a pull (aws/containers-roadmap#2390),
+   * so the pull time of an index would keep it alive forever. Turn it on when the function's role is registered
+   * as an ECR pull-time update exclusion.
+   * @default false
+   */
+  readonly trustIndexPullTime?: boolean;
+}
+
+/** {@link CleanupPolicy} with its defaults applied and validated. */
+export interface ResolvedCleanupPolicy {
+  readonly defaultBranchTag: string;
+  readonly idleTimeoutSeconds: number;
+  readonly untaggedGracePeriodSeconds: number;
+  readonly maxRefsPerBranch?: number;
+  readonly maxCacheBytes?: number;
+  readonly maxDeletesPerRun: number;
+  readonly maxDeleteFraction: number;
+  readonly allowLargeDeletes: boolean;
+  readonly trustIndexPullTime: boolean;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 14 * 24 * 3600;
+export const DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS = 24 * 3600;
+/** 100 BatchDeleteImage calls; a repository that was never cleaned drains over a few daily runs. */
+export const DEFAULT_MAX_DELETES_PER_RUN = 10_000;
+export const DEFAULT_MAX_DELETE_FRACTION = 0.5;
+export const DEFAULT_METRICS_NAMESPACE = 'CachedImageBuild';
+
+/** Why the planner keeps an image. */
+export enum KeepReason {
+  /** The newest (by push) image carrying a tag of the default branch's ref family. Never deleted. */
+  NEWEST_DEFAULT_BRANCH = 'newest-default-branch',
+  /** A tag was read or written by a build, pulled, or pushed within the idle timeout. */
+  RECENTLY_USED = 'recently-used',
+  /** The build history could not be read: every tagged image counts as used (fail safe). */
+  HISTORY_UNAVAILABLE = 'history-unavailable',
+  /** Referenced by a kept image index (directly or through nested indexes). */
+  CHILD_OF_KEPT_INDEX = 'child-of-kept-index',
+  /** Untagged, but pushed or pulled within the grace period (a push may still be in flight). */
+  UNTAGGED_IN_GRACE = 'untagged-in-grace',
+  /** A kept index could not be read, and it might reference this image: nothing is deleted until it can be. */
+  INDEX_CHILDREN_UNKNOWN = 'index-children-unknown',
+  /** Would be deleted, but the run already reached `maxDeletesPerRun`; deleted by a later run. */
+  DEFERRED_RUN_CAP = 'deferred-run-cap',
+  /** Would be deleted, but the run was refused by the `maxDeleteFraction` guard. */
+  REFUSED_LARGE_DELETE = 'refused-large-delete',
+}
+
+/** Why the planner deletes an image. */
+export enum DeleteReason {
+  /** Tagged, and none of its tags was used within the idle timeout. */
+  IDLE = 'idle',
+  /** Its tags rank below the `maxRefsPerBranch` most recently used refs of their families. */
+  OVER_MAX_REFS = 'over-max-refs',
+  /** Evicted, least recently used first, to bring the repository under `maxCacheBytes` (with the index children it freed). */
+  OVER_BUDGET = 'over-budget',
+  /** Untagged, past the grace period, and no kept index references it. */
+  UNTAGGED_PAST_GRACE = 'untagged-past-grace',
+}
+
+/** Metric names the function emits (Embedded Metric Format), for alarms and dashboards in lib/. */
+export const CleanupMetric = {
+  IMAGES_SCANNED: 'ImagesScanned',
+  /** Also emitted once per {@link DeleteReason} with the `Reason` dimension. */
+  IMAGES_DELETED: 'ImagesDeleted',
+  /** Deletions the plan holds after the run cap and the fraction guard (in a dry run: what would be deleted). */
+  IMAGES_PLANNED_FOR_DELETION: 'ImagesPlannedForDeletion',
+  BYTES_RECLAIMED: 'BytesReclaimed',
+  /** Sum of the image sizes left in the repository after the run. */
+  CACHE_REPOSITORY_BYTES: 'CacheRepositoryBytes',
+  CACHE_REPOSITORY_IMAGES: 'CacheRepositoryImages',
+  DELETE_FAILURES: 'DeleteFailures',
+  /** Indexes whose manifest could not be read; while one of them is kept, the run deletes nothing. */
+  INDEX_READ_FAILURES: 'IndexReadFailures',
+  /** 1 when the build history could not be read and the run failed safe. */
+  FAIL_SAFE: 'FailSafe',
+  /** 1 when the `maxDeleteFraction` guard refused the run's deletions: worth an alarm. */
+  DELETION_REFUSED: 'DeletionRefused',
+} as const;
+
+/** Dimension names of the metrics: every metric has `Repository`; per-reason deletions add `Reason`. */
+export const CleanupMetricDimension = {
+  REPOSITORY: 'Repository',
+  REASON: 'Reason',
+} as const;

@@ -1,0 +1,33 @@
+import { createHash } from 'crypto';
+import { resolvePolicy } from '../../../lambda/cache-cleanup/config';
+import { CleanupPolicy, ResolvedCleanupPolicy } from '../../../lambda/cache-cleanup/contract';
+import { BuildUsage, CacheImage } from '../../../lambda/cache-cleanup/plan';
+
+export const HOUR = 3600 * 1000;
+export const DAY = 24 * HOUR;
+export const NOW = Date.UTC(2025, 5, 1, 12);
+
+export function digestOf(name: string): string {
+  return `sha256:${createHash('sha256').update(name).digest('hex')}`;
+}
+
+/** A 64-hex buildah step tag. */
+export function stepTag(name: string): string {
+  return createHash('sha256').update(`step:${name}`).digest('hex');
+}
+
+export function image(name: string, fields: Partial<Omit<CacheImage, 'digest'>> = {}): CacheImage {
+  return { digest: digestOf(name), tags: [], sizeBytes: 100, pushedAt: NOW - 30 * DAY, isIndex: false, ...fields };
+}
+
+export function index(name: string, children: readonly CacheImage[] | undefined, fields: Partial<Omit<CacheImage, 'digest'>> = {}): CacheImage {
+  return image(name, { isIndex: true, children: children?.map(c => c.digest), ...fields });
+}
+
+export function policy(overrides: Partial<CleanupPolicy> = {}): ResolvedCleanupPolicy {
+  return resolvePolicy({ defaultBranchTag: 'main', ...overrides });
+}
+
+export function usage(entries: Record<string, number> = {}): BuildUsage {
+  return { historyAvailable: true, lastUseByTag: new Map(Object.entries(entries)) };
+}

@@ -1,0 +1,241 @@
+import { BatchGetBuildsCommand, CodeBuildClient, ListBuildsForProjectCommand } from '@aws-sdk/client-codebuild';
+import { BatchDeleteImageCommand, BatchGetImageCommand, DescribeImagesCommand, ECRClient, ImageDetail } from '@aws-sdk/client-ecr';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
+import { CleanupConfig, resolvePolicy } from '../../../lambda/cache-cleanup/config';
+import { CleanupPolicy, DeleteReason, KeepReason } from '../../../lambda/cache-cleanup/contract';
+import { handler, runCleanup } from '../../../lambda/cache-cleanup/index';
+import { CleanupReport } from '../../../lambda/cache-cleanup/report';
+import { DAY, digestOf, HOUR, NOW } from './fixtures';
+
+const ecr = mockClient(ECRClient);
+const codebuild = mockClient(CodeBuildClient);
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+
+function detail(name: string, tags: string[], ageDays: number, fields: Partial<ImageDetail> = {}): ImageDetail {
+  return {
+    imageDigest: digestOf(name), imageTags: tags, imageSizeInBytes: 1000, imagePushedAt: new Date(NOW - ageDays * DAY),
+    imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json', ...fields,
+  };
+}
+
+/**
+ * main and feat: read by a recent no-op build, pushed long ago. old-a, old-b: idle. Two overwritten manifests.
+ * multi: a fresh index with an old child. old-multi: an idle index with its child.
+ */
+const REPOSITORY: ImageDetail[] = [
+  detail('main', ['main'], 40),
+  detail('feat', ['feat'], 40),
+  detail('old-a', ['old-a'], 30),
+  detail('old-b', ['old-b'], 30),
+  detail('overwritten-1', [], 3),
+  detail('overwritten-2', [], 3),
+  detail('idx', ['multi'], 1, { imageManifestMediaType: OCI_INDEX }),
+  detail('idx-child', [], 10),
+  detail('old-idx', ['old-multi'], 20, { imageManifestMediaType: OCI_INDEX }),
+  detail('old-idx-child', [], 20),
+];
+
+function deletedInOrder(): string[][] {
+  return ecr.commandCalls(BatchDeleteImageCommand).map(c => c.args[0].input.imageIds!.map(i => i.imageDigest!));
+}
+
+function config(policy: Partial<CleanupPolicy> = {}, dryRun = false): CleanupConfig {
+  return {
+    repositoryName: 'app-cache', projectName: 'app-build', dryRun, metricsNamespace: 'Test/Cache',
+    policy: resolvePolicy({ defaultBranchTag: 'main', maxDeleteFraction: 1, ...policy }),
+  };
+}
+
+function run(cfg: CleanupConfig): { lines: string[]; result: Promise<CleanupReport> } {
+  const lines: string[] = [];
+  const result = runCleanup(cfg, { ecr: new ECRClient({}), codebuild: new CodeBuildClient({}), now: () => NOW, log: l => lines.push(l) });
+  return { lines, result };
+}
+
+function parsed(lines: string[]): { report: CleanupReport; emf: Record<string, unknown>[] } {
+  const docs = lines.map(l => JSON.parse(l) as Record<string, unknown>);
+  return { report: docs[0] as unknown as CleanupReport, emf: docs.slice(1) };
+}
+
+beforeEach(() => {
+  ecr.reset();
+  codebuild.reset();
+  ecr.on(DescribeImagesCommand).resolves({ imageDetails: REPOSITORY });
+  ecr.on(BatchGetImageCommand).resolves({
+    images: [
+      { imageId: { imageDigest: digestOf('idx') }, imageManifest: JSON.stringify({ manifests: [{ digest: digestOf('idx-child') }] }) },
+      { imageId: { imageDigest: digestOf('old-idx') }, imageManifest: JSON.stringify({ manifests: [{ digest: digestOf('old-idx-child') }] }) },
+    ],
+  });
+  ecr.on(BatchDeleteImageCommand).callsFake(input => ({ imageIds: input.imageIds }));
+  codebuild.on(ListBuildsForProjectCommand).resolves({ ids: ['app-build:1'] });
+  codebuild.on(BatchGetBuildsCommand).resolves({
+    builds: [{
+      id: 'app-build:1', startTime: new Date(NOW - 2 * HOUR), endTime: new Date(NOW - HOUR),
+      exportedEnvironmentVariables: [{ name: 'CACHE_REFS_READ', value: 'feat,main' }, { name: 'CACHE_REF_WRITTEN', value: '' }],
+    }],
+  });
+});
+
+describe('runCleanup', () => {
+  test('deletes what the plan says, index children after their index, and logs one report plus EMF lines', async () => {
+    const { lines, result } = run(config());
+    const returned = await result;
+    const calls = deletedInOrder();
+    expect(calls.flat().sort()).toEqual(['old-a', 'old-b', 'overwritten-1', 'overwritten-2', 'old-idx', 'old-idx-child'].map(digestOf).sort());
+    expect(calls).toHaveLength(2);
+    expect(calls[0]).toContain(digestOf('old-idx'));
+    expect(calls[1]).toEqual([digestOf('old-idx-child')]);
+
+    const { report, emf } = parsed(lines);
+    expect(report).toEqual(returned);
+    expect(report).toMatchObject({
+      message: 'cache-cleanup report', repository: 'app-cache', project: 'app-build', dryRun: false, failSafe: false,
+      scanned: 10, kept: 4, planned: 6, deleted: 6, failures: 0, buildsRead: 1, bytesScanned: 8000, bytesReclaimed: 5000, repositoryBytes: 3000,
+      keptByReason: {
+        [KeepReason.NEWEST_DEFAULT_BRANCH]: 1, [KeepReason.RECENTLY_USED]: 2, [KeepReason.CHILD_OF_KEPT_INDEX]: 1,
+      },
+      deletedByReason: { [DeleteReason.IDLE]: 3, [DeleteReason.UNTAGGED_PAST_GRACE]: 3 },
+    });
+    expect(report.refused).toBeUndefined();
+
+    expect(emf).toHaveLength(1 + Object.values(DeleteReason).length);
+    expect(emf[0]).toMatchObject({
+      _aws: { Timestamp: NOW, CloudWatchMetrics: [{ Namespace: 'Test/Cache', Dimensions: [['Repository']] }] },
+      Repository: 'app-cache', ImagesDeleted: 6, BytesReclaimed: 5000, CacheRepositoryBytes: 3000, CacheRepositoryImages: 4, DeleteFailures: 0,
+      FailSafe: 0, DeletionRefused: 0, IndexReadFailures: 0,
+    });
+    const declared = (emf[0]._aws as { CloudWatchMetrics: { Metrics: { Name: string }[] }[] }).CloudWatchMetrics[0].Metrics.map(m => m.Name);
+    for (const name of declared) expect(typeof emf[0][name]).toBe('number');
+    const byReason = Object.fromEntries(emf.slice(1).map(d => [d.Reason, d.ImagesDeleted]));
+    expect(byReason).toEqual({ idle: 3, 'over-max-refs': 0, 'over-budget': 0, 'untagged-past-grace': 3 });
+    expect((emf[1]._aws as { CloudWatchMetrics: { Dimensions: string[][] }[] }).CloudWatchMetrics[0].Dimensions).toEqual([['Repository', 'Reason']]);
+  });
+
+  test('dry run: reports what it would delete and deletes nothing', async () => {
+    const { lines, result } = run(config({}, true));
+    await result;
+    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+    const { report, emf } = parsed(lines);
+    expect(report).toMatchObject({ dryRun: true, planned: 6, deleted: 0, bytesReclaimed: 0, plannedByReason: { idle: 3, 'untagged-past-grace': 3 } });
+    expect(emf[0]).toMatchObject({ ImagesDeleted: 0, ImagesPlannedForDeletion: 6, CacheRepositoryBytes: 8000 });
+  });
+
+  test('blast radius: refuses to delete more than the fraction of the tagged images, deletes nothing, and says why', async () => {
+    const { lines, result } = run(config({ maxDeleteFraction: 0.25 }));
+    await result;
+    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+    const { report, emf } = parsed(lines);
+    expect(report.refused).toMatch(/would delete 3 of 6 tagged images \(50\.0%\), more than maxDeleteFraction 0\.25/);
+    expect(report).toMatchObject({ planned: 0, deleted: 0, keptByReason: { [KeepReason.REFUSED_LARGE_DELETE]: 6 } });
+    expect(emf[0]).toMatchObject({ DeletionRefused: 1, ImagesDeleted: 0 });
+  });
+
+  test('blast radius: maxDeletesPerRun defers the newest candidates to the next run', async () => {
+    const { lines, result } = run(config({ maxDeletesPerRun: 2 }));
+    await result;
+    expect(deletedInOrder().flat().sort()).toEqual([digestOf('old-a'), digestOf('old-b')].sort());
+    expect(parsed(lines).report.keptByReason[KeepReason.DEFERRED_RUN_CAP]).toBe(4);
+  });
+
+  test('fails safe when the build history cannot be read: keeps every tagged image, reports why', async () => {
+    codebuild.on(ListBuildsForProjectCommand).rejects(Object.assign(new Error('User is not authorized'), { name: 'AccessDeniedException' }));
+    const { lines, result } = run(config());
+    await result;
+    // old-idx-child is untagged and past grace, but its index is tagged, hence kept.
+    expect(deletedInOrder().flat().sort()).toEqual([digestOf('overwritten-1'), digestOf('overwritten-2')].sort());
+    const { report, emf } = parsed(lines);
+    expect(report).toMatchObject({ failSafe: true, buildsRead: 0 });
+    expect(report.failSafeReason).toMatch(/build history of app-build unreadable \(AccessDeniedException: User is not authorized\)/);
+    expect(report.keptByReason).toMatchObject({ [KeepReason.HISTORY_UNAVAILABLE]: 5, [KeepReason.CHILD_OF_KEPT_INDEX]: 2 });
+    expect(emf[0]).toMatchObject({ FailSafe: 1 });
+  });
+
+  test('reports partial delete failures without throwing', async () => {
+    const failing = digestOf('old-a');
+    ecr.on(BatchDeleteImageCommand).callsFake((input: { imageIds: { imageDigest: string }[] }) => ({
+      imageIds: input.imageIds.filter(i => i.imageDigest !== failing),
+      failures: input.imageIds.filter(i => i.imageDigest === failing).map(imageId => ({ imageId, failureCode: 'KmsError', failureReason: 'kms unavailable' })),
+    }));
+    const { lines, result } = run(config());
+    const report = await result;
+    expect(report).toMatchObject({ deleted: 5, failures: 1, failureCodes: { KmsError: 1 }, bytesReclaimed: 4000 });
+    expect(report.failureSamples).toEqual([{ digest: failing, code: 'KmsError', reason: 'kms unavailable' }]);
+    expect(parsed(lines).emf[0]).toMatchObject({ DeleteFailures: 1, ImagesDeleted: 5 });
+  });
+
+  test('throws when every deletion fails, after logging the report and metrics', async () => {
+    ecr.on(BatchDeleteImageCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDeniedException' }));
+    const { lines, result } = run(config());
+    await expect(result).rejects.toThrow(/all 6 deletions failed \(\{"AccessDeniedException":6\}\)/);
+    expect(parsed(lines).report).toMatchObject({ deleted: 0, failures: 6 });
+    expect(parsed(lines).emf[0]).toMatchObject({ DeleteFailures: 6 });
+  });
+
+  test('throws when the repository cannot be read', async () => {
+    ecr.on(DescribeImagesCommand).rejects(Object.assign(new Error('gone'), { name: 'RepositoryNotFoundException' }));
+    const { lines, result } = run(config());
+    await expect(result).rejects.toThrow(/cannot read repository app-cache: RepositoryNotFoundException: gone/);
+    expect(lines).toEqual([]);
+  });
+
+  test('an index it cannot read blocks every deletion, and the metric says so', async () => {
+    ecr.on(BatchGetImageCommand).resolves({
+      images: [{ imageId: { imageDigest: digestOf('idx') }, imageManifest: JSON.stringify({ manifests: [{ digest: digestOf('idx-child') }] }) }],
+      failures: [{ imageId: { imageDigest: digestOf('old-idx') }, failureCode: 'KmsError', failureReason: 'kms unavailable' }],
+    });
+    const { lines, result } = run(config({ idleTimeoutSeconds: 25 * 24 * 3600 }));
+    const report = await result;
+    // old-idx is kept under this idle timeout and could be the parent of anything: old-a, old-b, both overwritten
+    // manifests and old-idx-child all wait.
+    expect(report).toMatchObject({ planned: 0, deleted: 0, indexReadFailures: 1, keptByReason: { [KeepReason.INDEX_CHILDREN_UNKNOWN]: 5 } });
+    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+    expect(parsed(lines).emf[0]).toMatchObject({ IndexReadFailures: 1 });
+  });
+
+  test('an empty repository is a quiet run', async () => {
+    ecr.on(DescribeImagesCommand).resolves({ imageDetails: [] });
+    const report = await run(config()).result;
+    expect(report).toMatchObject({ scanned: 0, deleted: 0, planned: 0 });
+    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+  });
+});
+
+describe('handler', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+    jest.restoreAllMocks();
+    jest.useRealTimers();
+  });
+
+  test('reads its configuration from the environment and writes the report and EMF lines raw to stdout', async () => {
+    Object.assign(process.env, {
+      CACHE_REPOSITORY_NAME: 'app-cache', PROJECT_NAME: 'app-build', DRY_RUN: 'true', METRICS_NAMESPACE: 'Env/Cache',
+      POLICY: JSON.stringify({ defaultBranchTag: 'main', maxDeleteFraction: 1 }), AWS_REGION: 'us-east-1',
+    });
+    const written: string[] = [];
+    jest.spyOn(process.stdout, 'write').mockImplementation(chunk => {
+      written.push(String(chunk));
+      return true;
+    });
+    // Only Date is faked: the handler's clock is Date.now.
+    jest.useFakeTimers({ now: NOW, doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'requestAnimationFrame',
+      'cancelAnimationFrame', 'requestIdleCallback', 'cancelIdleCallback', 'setImmediate', 'clearImmediate', 'setInterval',
+      'clearInterval', 'setTimeout', 'clearTimeout'] });
+    const report = await handler();
+    expect(report).toMatchObject({ dryRun: true, planned: 6 });
+    expect(written).toHaveLength(2 + Object.values(DeleteReason).length);
+    for (const line of written) expect(line.endsWith('\n')).toBe(true);
+    expect(JSON.parse(written[0]).message).toBe('cache-cleanup report');
+    expect(JSON.parse(written[1])._aws.CloudWatchMetrics[0].Namespace).toBe('Env/Cache');
+    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+  });
+
+  test('throws on a bad environment instead of guessing', async () => {
+    delete process.env.POLICY;
+    await expect(handler()).rejects.toThrow(/POLICY is not set/);
+  });
+});
