@@ -18,9 +18,11 @@ export interface CacheCleanupOptions {
   readonly maxCacheBytes?: Size;
   /** How long an untagged manifest that no kept index references survives. @default Duration.days(1) */
   readonly untaggedGracePeriod?: Duration;
+  /** Also run after every successful build. @default false */
+  readonly runAfterEachBuild?: boolean;
   /** Report what would be deleted, delete nothing. @default false */
   readonly dryRun?: boolean;
-  /** Most images deleted in one run. @default 1000 */
+  /** Most images deleted in one run; the rest wait for the next run. @default 10000 */
   readonly maxDeletesPerRun?: number;
   /** Refuse to delete more than this fraction of the repository in one run (unless `allowLargeDeletes`). @default 0.5 */
   readonly maxDeleteFraction?: number;
@@ -28,13 +30,18 @@ export interface CacheCleanupOptions {
   readonly allowLargeDeletes?: boolean;
 }
 
+const OPTION_NAMES: ReadonlyArray<Exclude<keyof CacheCleanupOptions, 'enabled'>> = [
+  'schedule', 'idleTimeout', 'maxRefsPerBranch', 'maxCacheBytes', 'untaggedGracePeriod', 'dryRun', 'maxDeletesPerRun',
+  'maxDeleteFraction', 'allowLargeDeletes', 'runAfterEachBuild',
+];
+
 /** Throws an Error naming the option and the value for every invalid cleanup option; tokens are skipped. */
 export function validateCleanupOptions(path: string, o: CacheCleanupOptions): void {
   const fail = (msg: string): never => {
     throw new Error(`${path}: cleanup.${msg}`);
   };
   if (o.enabled === false) {
-    const set = Object.entries(o).filter(([k, v]) => k !== 'enabled' && v !== undefined).map(([k]) => k);
+    const set = OPTION_NAMES.filter(k => o[k] !== undefined);
     if (set.length > 0) fail(`enabled is false but ${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set: remove them or enable the cleanup`);
     return;
   }

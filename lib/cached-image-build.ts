@@ -11,6 +11,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { BuildScript } from './build-script/build-script';
 import { invalidBranchReason } from './build-script/cache-refs';
+import { CacheCleanup } from './cache-cleanup';
 import { CacheCleanupOptions, validateCleanupOptions } from './cache-cleanup-options';
 import { CacheStrategy, CacheStrategyKind } from './cache-strategy';
 import { ImageRepositories, ImageRepositoryOptions } from './image-repositories';
@@ -135,6 +136,8 @@ export class CachedImageBuild extends Construct {
   public readonly buildScript: BuildScript;
   /** The strategy in use. */
   public readonly strategy: CacheStrategy;
+  /** The cache cleanup, unless disabled. */
+  public readonly cleanup?: CacheCleanup;
   private readonly encryptionKey?: kms.IKey;
 
   constructor(scope: Construct, id: string, props: CachedImageBuildProps = {}) {
@@ -200,6 +203,11 @@ export class CachedImageBuild extends Construct {
     this.appRepository.grantPullPush(this.project);
     this.cacheRepository.grantPullPush(this.project);
     for (const secret of Object.values(props.buildSecrets ?? {})) secret.grantRead(this.project);
+    if (props.cleanup?.enabled !== false) {
+      this.cleanup = new CacheCleanup(this, 'Cleanup', {
+        ...props.cleanup, cacheRepository: this.cacheRepository, project: this.project, defaultBranch: props.defaultBranch ?? 'main',
+      });
+    }
     this.acknowledgeNagFindings();
   }
 

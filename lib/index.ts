@@ -6,3 +6,4 @@ export { BuildScript, EXPORTED_VARIABLES, DEFAULT_BUILDKIT_IMAGE, ARTIFACT_FILES
 export type { BuildScriptOptions, BuildPhase, BuildStep } from './build-script/build-script';
 export { branchTag, planCacheRefs } from './build-script/cache-refs';
 export type { CacheRefPlan } from './build-script/cache-refs';
+export * from './cache-cleanup';

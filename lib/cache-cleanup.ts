@@ -1,0 +1,174 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as codebuild from 'aws-cdk-lib/aws-codebuild';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import {
+  CleanupFunctionEnvironment, CleanupMetric, CleanupMetricDimension, CleanupPolicy, DEFAULT_METRICS_NAMESPACE,
+} from '../lambda/cache-cleanup/contract';
+import { branchTag } from './build-script/cache-refs';
+import { CacheCleanupOptions, validateCleanupOptions } from './cache-cleanup-options';
+
+/** The runtime of the cleanup function, pinned here and nowhere else. */
+export const CLEANUP_RUNTIME = lambda.Runtime.NODEJS_22_X;
+const MEMORY_MB = 512;
+
+/** Properties of {@link CacheCleanup}. */
+export interface CacheCleanupProps extends CacheCleanupOptions {
+  /** The cache repository to clean (only this one: the function cannot touch any other). */
+  readonly cacheRepository: ecr.IRepository;
+  /** The project whose build history (exported CACHE_REFS_READ / CACHE_REF_WRITTEN) tells which refs are alive. */
+  readonly project: codebuild.IProject;
+  /** The default branch: the newest cache of its ref is never deleted. */
+  readonly defaultBranch: string;
+  /** Retention of the function's logs (its reports). @default RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * A scheduled function that deletes cache the builds no longer use: by last use (reads count, not only
+ * pushes), per-branch ref limits, a size budget, and untagged manifests no kept index references.
+ */
+export class CacheCleanup extends Construct {
+  /** The cleanup function. */
+  public readonly function: lambda.Function;
+  /** Fires when a run fails (repository unreadable, every deletion failed, bad configuration). */
+  public readonly errorAlarm: cloudwatch.Alarm;
+  /** Fires when a run refused to delete more than `maxDeleteFraction` of the repository. */
+  public readonly deletionRefusedAlarm: cloudwatch.Alarm;
+  /** Fires when a run could not read the build history and kept every tagged ref (fail safe). */
+  public readonly failSafeAlarm: cloudwatch.Alarm;
+  private readonly repositoryName: string;
+
+  constructor(scope: Construct, id: string, props: CacheCleanupProps) {
+    super(scope, id);
+    validateCleanupOptions(this.node.path, props);
+    if (props.enabled === false) throw new Error(`${this.node.path}: enabled is false: do not create a CacheCleanup`);
+    if (Token.isUnresolved(props.defaultBranch)) {
+      throw new Error(`${this.node.path}: defaultBranch must be a literal: the cleanup protects its cache tag`);
+    }
+
+    const policy: CleanupPolicy = {
+      defaultBranchTag: branchTag(props.defaultBranch),
+      idleTimeoutSeconds: props.idleTimeout?.toSeconds(),
+      untaggedGracePeriodSeconds: props.untaggedGracePeriod?.toSeconds(),
+      maxRefsPerBranch: props.maxRefsPerBranch,
+      maxCacheBytes: props.maxCacheBytes?.toBytes(),
+      maxDeletesPerRun: props.maxDeletesPerRun,
+      maxDeleteFraction: props.maxDeleteFraction,
+      allowLargeDeletes: props.allowLargeDeletes,
+    };
+    const environment: CleanupFunctionEnvironment = {
+      CACHE_REPOSITORY_NAME: props.cacheRepository.repositoryName,
+      PROJECT_NAME: props.project.projectName,
+      POLICY: Stack.of(this).toJsonString(policy),
+      DRY_RUN: props.dryRun ? 'true' : 'false',
+      METRICS_NAMESPACE: DEFAULT_METRICS_NAMESPACE,
+    };
+
+    const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS });
+    // Our own role: the managed AWSLambdaBasicExecutionRole would allow writing to every log group.
+    const role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'Cache cleanup: read and delete images of one cache repository, read one project\'s build history',
+    });
+    logGroup.grantWrite(role);
+    role.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['ecr:DescribeImages', 'ecr:BatchGetImage', 'ecr:BatchDeleteImage'],
+      resources: [props.cacheRepository.repositoryArn],
+    }));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'],
+      resources: [props.project.projectArn],
+    }));
+
+    this.function = new lambda.Function(this, 'Function', {
+      runtime: CLEANUP_RUNTIME,
+      handler: 'index.handler',
+      code: lambda.Code.fromAsset(bundleDir()),
+      description: 'cdk-cached-image-build: cache repository cleanup',
+      memorySize: MEMORY_MB,
+      timeout: Duration.minutes(10),
+      role,
+      logGroup,
+      environment: { ...environment },
+      // One run at a time: two runs planning on the same listing would race on the deletes.
+      reservedConcurrentExecutions: 1,
+    });
+
+    const target = new targets.LambdaFunction(this.function, { retryAttempts: 0 });
+    new events.Rule(this, 'Schedule', {
+      description: 'Runs the cache cleanup',
+      schedule: props.schedule ?? events.Schedule.rate(Duration.days(1)),
+      targets: [target],
+    });
+    if (props.runAfterEachBuild) {
+      props.project.onBuildSucceeded('CleanupAfterBuild', { target });
+    }
+
+    this.errorAlarm = new cloudwatch.Alarm(this, 'Errors', {
+      alarmDescription: 'The cache cleanup function failed: the cache repository is not being cleaned',
+      metric: this.function.metricErrors({ period: Duration.hours(1), statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    this.repositoryName = props.cacheRepository.repositoryName;
+    this.deletionRefusedAlarm = this.flagAlarm('DeletionRefused', CleanupMetric.DELETION_REFUSED,
+      'The cache cleanup refused a run that would delete more than maxDeleteFraction of the cache repository');
+    this.failSafeAlarm = this.flagAlarm('FailSafe', CleanupMetric.FAIL_SAFE,
+      'The cache cleanup could not read the build history and kept every tagged ref');
+
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason: `The runtime is pinned in one constant (CLEANUP_RUNTIME, ${CLEANUP_RUNTIME.name}) and moved deliberately with the library`,
+    });
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::<' + Stack.of(this).getLogicalId(logGroup.node.defaultChild as logs.CfnLogGroup) + '.Arn>:*]',
+      reason: 'Log streams of the function\'s own log group: their names are made by Lambda at run time',
+    });
+  }
+
+  /** A cleanup metric of this repository (embedded metric format, namespace CachedImageBuild). */
+  public metric(metricName: string, statistic = cloudwatch.Stats.SUM, period = Duration.days(1)): cloudwatch.Metric {
+    return cleanupMetric(this.repositoryName, metricName, statistic, period);
+  }
+
+  private flagAlarm(id: string, metricName: string, description: string): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, id, {
+      alarmDescription: description,
+      metric: this.metric(metricName, cloudwatch.Stats.MAXIMUM),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+}
+
+/** @internal */
+export function cleanupMetric(repositoryName: string, metricName: string, statistic: string, period: Duration): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: DEFAULT_METRICS_NAMESPACE, metricName, statistic, period,
+    dimensionsMap: { [CleanupMetricDimension.REPOSITORY]: repositoryName },
+  });
+}
+
+/** The prebundled handler: assets/cache-cleanup next to lib/ (source tree) or dist/lib/ (package). */
+function bundleDir(): string {
+  const candidates = [path.join(__dirname, '..', 'assets', 'cache-cleanup'), path.join(__dirname, '..', '..', 'assets', 'cache-cleanup')];
+  const found = candidates.find(d => fs.existsSync(path.join(d, 'index.js')));
+  if (!found) {
+    throw new Error(`cdk-cached-image-build: the cleanup handler bundle is missing (looked in ${candidates.join(', ')}); run 'npm run bundle'`);
+  }
+  return found;
+}
