@@ -5,7 +5,7 @@ import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK, COUNT_STEPS_SHELL, REPORT_SHELL 
 import { EngineScript, StrategyName } from './engine';
 import { inlineEngine } from './inline';
 import { registryEngine } from './registry';
-import { ECR_HOST_PATTERN, LOCAL_REGISTRY_SHELL, shArray, shq } from './shell';
+import { ECR_HOST_PATTERN, LOCAL_REGISTRY_SHELL, MANIFEST_BLOBS_SHELL, shArray, shq } from './shell';
 
 /** The variables every build exports (CodeBuild `exported-variables`). */
 export const EXPORTED_VARIABLES = [
@@ -45,12 +45,19 @@ export interface BuildScriptOptions {
   readonly buildkitImage?: string;
   /** Container name written to imagedefinitions.json (ECS standard deployments). @default 'app' */
   readonly containerName?: string;
+  /** Publish per-build cache metrics to CloudWatch when running in CodeBuild (`CIB_METRICS=false` turns it off). @default true */
+  readonly metrics?: boolean;
 }
+
+/** CloudWatch namespace of the build metrics (and of the cleanup's). */
+export const BUILD_METRICS_NAMESPACE = 'CachedImageBuild';
+/** The metrics each build publishes, with dimensions `Project` and `Branch`. */
+export const BUILD_METRICS = ['CacheHitRatio', 'StepsExecuted', 'StepsCached', 'CacheBytesPushed', 'BuildSeconds'] as const;
 
 /** Where the buildspec writes imagedefinitions.json and imageDetail.json, relative to the source root. */
 export const ARTIFACTS_DIR = '.cached-build-artifacts';
 /** The files of the output artifact. */
-export const ARTIFACT_FILES = ['imagedefinitions.json', 'imageDetail.json'] as const;
+export const ARTIFACT_FILES = ['imagedefinitions.json', 'imageDetail.json', 'cache-report.json'] as const;
 
 /** One named unit of shell work; a phase runs its steps in order. */
 export interface BuildStep {
@@ -129,6 +136,8 @@ CIB_CONTAINER_NAME=${shq(o.containerName ?? 'app')}
 CIB_TARGET=${shq(o.target ?? '')}
 CIB_PLATFORM=${shq(o.platform ?? '')}
 ${o.strategy === 'registry' ? `CIB_BUILDKIT_IMAGE=${shq(o.buildkitImage ?? DEFAULT_BUILDKIT_IMAGE)}\n` : ''}CIB_EXPORTED_VARIABLES=${shq(this.exportedVariables.join(' '))}
+CIB_METRICS="\${CIB_METRICS:-${o.metrics === false ? 'false' : 'true'}}"
+CIB_METRICS_NAMESPACE=${BUILD_METRICS_NAMESPACE}
 CIB_STEPS_AWK=${shq((this.engine.logFormat === 'buildah' ? BUILDAH_STEPS_AWK : BUILDKIT_STEPS_AWK).trim())}
 
 # ---- library ----
@@ -151,6 +160,8 @@ cib_load_state() {
 ${BRANCH_TAG_SHELL}
 
 ${LOCAL_REGISTRY_SHELL}
+
+${MANIFEST_BLOBS_SHELL}
 
 cib_registry_hosts() {
   printf '%s\\n' "\${APP_REPOSITORY_URI%%/*}" "\${CACHE_REPOSITORY_URI%%/*}" | awk 'NF && !seen[$0]++'
@@ -180,6 +191,7 @@ ${this.engine.functions}
 
 # ---- steps ----
 cib_step_setup() {
+  cib_state_set CIB_STARTED_AT "$(date +%s)"
   cib_engine_setup
 }
 
@@ -240,14 +252,25 @@ cib_step_refs() {
   cib_state_set CACHE_WRITE_TAG "$write"
   cib_state_set CACHE_REFS_READ "\${read// /,}"
   cib_state_set CACHE_REF_WRITTEN ''
+  cib_state_set CACHE_BYTES_PUSHED 0
   cib_log "image $IMAGE_URI; branch $branch; cache read: $read; cache write: \${write:-none (read-only)}"
 }
 
 cib_step_build() {
   trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
   cib_build_flags
+  # What the cache repository holds before this build exports anything, read while the engine builds.
+  local snapshot=''
+  if [ -n "$CACHE_WRITE_TAG" ]; then
+    (cib_engine_cache_snapshot || true) &
+    snapshot=$!
+  fi
   cib_engine_build
-  cib_count_steps "$CIB_WORK_DIR/build.log" "$CIB_WORK_DIR/steps.tsv"
+  if [ -n "$snapshot" ]; then wait "$snapshot" || true; fi
+  local log="$CIB_WORK_DIR/build.log"
+  # buildah's log has no step times: its timestamped copy gives them.
+  if [ -s "$CIB_WORK_DIR/build.tlog" ]; then log="$CIB_WORK_DIR/build.tlog"; fi
+  cib_count_steps "$log" "$CIB_WORK_DIR/steps.tsv"
 }
 
 cib_step_cache() {
@@ -257,11 +280,14 @@ cib_step_cache() {
   elif [ "$executed" -eq 0 ]; then
     cib_log 'cache: every step came from cache, nothing exported'
   else
+    trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
     cib_build_flags
     if cib_engine_cache_push; then
-      cib_state_set CACHE_REF_WRITTEN "$CACHE_WRITE_TAG"
+      cib_state_set CACHE_REF_WRITTEN "$(cib_engine_written_refs | paste -sd , -)"
+      cib_state_set CACHE_BYTES_PUSHED "$(cib_engine_cache_bytes || echo 0)"
       cib_log "cache: $executed step(s) executed, exported to $CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG"
     else
+      cib_state_set CIB_CACHE_EXPORT_FAILED 1
       cib_warn "cache export to $CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG failed; the image is built and pushed"
       if [ -f "$CIB_WORK_DIR/cache-push.log" ]; then tail -n 20 "$CIB_WORK_DIR/cache-push.log" >&2; fi
     fi

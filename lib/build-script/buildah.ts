@@ -41,7 +41,7 @@ cib_engine_build() {
   if [ -n "$CACHE_WRITE_TAG" ]; then cache_to=(--cache-to "$CACHE_REPOSITORY_URI"); fi
   local status=0
   buildah build --layers "\${CIB_TLS[@]}" "\${args[@]}" "\${cache_to[@]}" "\${CIB_FLAGS[@]}" \\
-    --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
+    --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | cib_timestamp "$CIB_WORK_DIR/build.tlog" | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
   if [ "$status" -ne 0 ] && [ "\${#cache_to[@]}" -gt 0 ] && grep -qi 'pushing cache' "$CIB_WORK_DIR/build.log"; then
     # A failed cache export must not fail the build: build again without --cache-to (local layers hit).
     cib_warn 'cache export failed; building again without --cache-to'
@@ -54,11 +54,41 @@ cib_engine_build() {
   cib_buildah_tls "$APP_REPOSITORY_URI"
   buildah push "\${CIB_TLS[@]}" --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2
   cib_state_set IMAGE_DIGEST "$(cat "$CIB_WORK_DIR/digest")"
+  # buildah's refs are the step tags it pulled: what the cleanup must keep alive.
+  cib_state_set CACHE_REFS_READ "$(sed -n 's/^--> Cache pulled from remote .*:\\([0-9a-f]\\{64\\}\\)$/\\1/p' "$CIB_WORK_DIR/build.log" | paste -sd , -)"
 }
 
 cib_engine_cache_push() {
   # buildah pushed the cache of every executed step during the build.
   [ -z "\${CIB_CACHE_PUSH_FAILED:-}" ]
+}
+
+# Passes lines through and appends them, timestamped, to a file (per-step times; bash >= 5 has EPOCHREALTIME).
+cib_timestamp() {
+  local line
+  while IFS= read -r line; do
+    printf '%s\\t%s\\n' "\${EPOCHREALTIME:-}" "$line" >> "$1"
+    printf '%s\\n' "$line"
+  done
+}
+
+# buildah pushed nothing separately: its cache went out during the build.
+cib_engine_cache_snapshot() { :; }
+
+# One image per executed step was pushed ("--> Pushing cache REPO:TAG", then "--> ID"): the size of each
+# one's top layer as buildah's local manifest records it.
+cib_engine_cache_bytes() {
+  local id size total=0
+  while read -r id; do
+    size=$(buildah inspect --type image --format '{{.Manifest}}' "$id" 2>/dev/null | cib_manifest_blobs | tail -n 1 | awk '{ print $2 }')
+    total=$((total + \${size:-0}))
+  done < <(awk '/^--> Pushing cache / { getline; if ($1 == "-->") print $2 }' "$CIB_WORK_DIR/build.log")
+  printf '%s\\n' "$total"
+}
+
+# The step tags buildah pushed (content-addressed, shared by all branches).
+cib_engine_written_refs() {
+  sed -n 's/^--> Pushing cache .*:\\([0-9a-f]\\{64\\}\\)$/\\1/p' "$CIB_WORK_DIR/build.log"
 }`,
   };
 }

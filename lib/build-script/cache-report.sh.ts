@@ -44,18 +44,29 @@ END {
  * builds); a hit prints `--> Using cache <id>` before the next step starts.
  */
 export const BUILDAH_STEPS_AWK = `
-/^(\\[[0-9]+\\/[0-9]+\\] )?STEP [0-9]+\\/[0-9]+: / {
+{
+  # A timestamped copy of the log (cib_timestamp: "epoch<TAB>line") gives step times; a plain one gives "-".
+  ts = ""
+  line = $0
+  if (match(line, /^[0-9]+[.][0-9]+\t/)) { ts = substr(line, 1, RLENGTH - 1) + 0; line = substr(line, RLENGTH + 1) }
+  if (ts != "") { last = ts }
+}
+line ~ /^(\\[[0-9]+\\/[0-9]+\\] )?STEP [0-9]+\\/[0-9]+: / {
+  if (cur && ts != "" && start[cur] != "") { secs[cur] = ts - start[cur] }
   cur = ++n
-  title[cur] = $0
-  name = substr($0, index($0, ": ") + 2)
+  start[cur] = ts
+  title[cur] = line
+  name = substr(line, index(line, ": ") + 2)
   from[cur] = (toupper(substr(name, 1, 5)) == "FROM ")
   next
 }
-cur && /^--> Using cache / { cached[cur] = 1 }
+cur && line ~ /^--> Using cache / { cached[cur] = 1 }
 END {
+  if (cur && last != "" && start[cur] != "") { secs[cur] = last - start[cur] }
   for (i = 1; i <= n; i++) {
     if (from[i]) { continue }
-    printf "%s\\t-\\t%s\\n", ((i in cached) ? "cached" : "executed"), title[i]
+    t = (i in secs) ? sprintf("%.1f", secs[i]) : "-"
+    printf "%s\\t%s\\t%s\\n", ((i in cached) ? "cached" : "executed"), t, title[i]
   }
 }`;
 
@@ -69,13 +80,28 @@ export const COUNT_STEPS_SHELL = `cib_count_steps() {
   cib_state_set CACHE_STEPS_CACHED "$cached"
 }`;
 
-/** The report step: the table a person reads, and the exported variables. */
+/**
+ * The report step: the summary a person reads in a second, cache-report.json, the CloudWatch metrics (one call,
+ * in CodeBuild), the exported variables and the ECS artifact files.
+ */
 export const REPORT_SHELL = `cib_hit_ratio() {
   awk -v c="$1" -v t="$2" 'BEGIN { if (t == 0) { print "1.00" } else { printf "%.2f\\n", c / t } }'
 }
 
 cib_json_string() {
   printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\\\/\\\\\\\\/g' -e 's/"/\\\\"/g')"
+}
+
+# A comma-separated list as a JSON array of strings.
+cib_json_list() {
+  local item out='' IFS=','
+  for item in $1; do out="$out\${out:+,}$(cib_json_string "$item")"; done
+  printf '[%s]' "$out"
+}
+
+cib_human_bytes() {
+  awk -v b="$1" 'BEGIN { if (b < 1024) printf "%d B\\n", b; else if (b < 1048576) printf "%.1f KiB\\n", b / 1024;
+    else if (b < 1073741824) printf "%.1f MiB\\n", b / 1048576; else printf "%.2f GiB\\n", b / 1073741824 }'
 }
 
 # imagedefinitions.json for ECS standard deployments, imageDetail.json (digest-pinned) for ECS blue/green.
@@ -85,24 +111,90 @@ cib_write_artifacts() {
   mkdir -p "$dir"
   printf '[{"name":%s,"imageUri":%s}]\\n' "$(cib_json_string "$CIB_CONTAINER_NAME")" "$(cib_json_string "$IMAGE_URI")" > "$dir/imagedefinitions.json"
   printf '{"ImageURI":%s}\\n' "$(cib_json_string "$pinned")" > "$dir/imageDetail.json"
+  cp "$CIB_WORK_DIR/cache-report.json" "$dir/cache-report.json"
+}
+
+# One line a person reads in a second.
+cib_verdict() {
+  local total="$1" cached="$2" line
+  line="cache: $cached/$total steps reused"
+  if [ "$total" -gt 0 ] && [ "$cached" -eq 0 ]; then line="$line (no usable cache)"; fi
+  if [ -n "\${CACHE_REF_WRITTEN:-}" ]; then
+    line="$line, wrote $CACHE_REF_WRITTEN"
+  elif [ -n "\${CIB_CACHE_EXPORT_FAILED:-}" ]; then
+    line="$line, cache export FAILED (image built and pushed)"
+  elif [ -z "\${CACHE_WRITE_TAG:-}" ]; then
+    line="$line, read-only: nothing written"
+  else
+    line="$line, nothing to write"
+  fi
+  printf '%s\\n' "$line"
+}
+
+cib_write_report_json() {
+  local file="$1" verdict="$2" steps='' status secs title sep=''
+  if [ -s "$CIB_WORK_DIR/steps.tsv" ]; then
+    while IFS=$'\\t' read -r status secs title; do
+      if [ "$secs" = - ]; then secs=null; fi
+      steps="$steps$sep{\\"step\\":$(cib_json_string "$title"),\\"status\\":\\"$status\\",\\"seconds\\":$secs}"
+      sep=','
+    done < "$CIB_WORK_DIR/steps.tsv"
+  fi
+  {
+    printf '{"strategy":"%s","image":%s,"digest":%s,"branch":%s,' "$CIB_STRATEGY" \\
+      "$(cib_json_string "\${IMAGE_URI:-}")" "$(cib_json_string "\${IMAGE_DIGEST:-}")" "$(cib_json_string "\${CACHE_BRANCH:-}")"
+    printf '"stepsTotal":%s,"stepsCached":%s,"stepsExecuted":%s,"hitRatio":%s,' \\
+      "$CACHE_STEPS_TOTAL" "$CACHE_STEPS_CACHED" "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" "$CACHE_HIT_RATIO"
+    printf '"refsRead":%s,"refWritten":%s,"cacheBytesPushed":%s,"buildSeconds":%s,"verdict":%s,"steps":[%s]}\\n' \\
+      "$(cib_json_list "\${CACHE_REFS_READ:-}")" "$(cib_json_string "\${CACHE_REF_WRITTEN:-}")" "\${CACHE_BYTES_PUSHED:-0}" \\
+      "$BUILD_SECONDS" "$(cib_json_string "$verdict")" "$steps"
+  } > "$file"
+}
+
+# One put-metric-data call a build, in CodeBuild only; a failure warns and never fails the build.
+cib_publish_metrics() {
+  if [ "$CIB_METRICS" != true ] || [ -z "\${CODEBUILD_BUILD_ID:-}" ]; then return 0; fi
+  if ! command -v aws >/dev/null 2>&1; then
+    cib_warn 'metrics: the AWS CLI is not installed, nothing published'
+    return 0
+  fi
+  local project="\${CODEBUILD_BUILD_ID%%:*}" dims data
+  dims="[{\\"Name\\":\\"Project\\",\\"Value\\":$(cib_json_string "$project")},{\\"Name\\":\\"Branch\\",\\"Value\\":$(cib_json_string "\${CACHE_BRANCH:-}")}]"
+  data="[{\\"MetricName\\":\\"CacheHitRatio\\",\\"Dimensions\\":$dims,\\"Value\\":$CACHE_HIT_RATIO,\\"Unit\\":\\"None\\"}"
+  data="$data,{\\"MetricName\\":\\"StepsExecuted\\",\\"Dimensions\\":$dims,\\"Value\\":$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED)),\\"Unit\\":\\"Count\\"}"
+  data="$data,{\\"MetricName\\":\\"StepsCached\\",\\"Dimensions\\":$dims,\\"Value\\":$CACHE_STEPS_CACHED,\\"Unit\\":\\"Count\\"}"
+  data="$data,{\\"MetricName\\":\\"CacheBytesPushed\\",\\"Dimensions\\":$dims,\\"Value\\":\${CACHE_BYTES_PUSHED:-0},\\"Unit\\":\\"Bytes\\"}"
+  data="$data,{\\"MetricName\\":\\"BuildSeconds\\",\\"Dimensions\\":$dims,\\"Value\\":$BUILD_SECONDS,\\"Unit\\":\\"Seconds\\"}]"
+  printf '%s\\n' "$data" > "$CIB_WORK_DIR/metrics.json"
+  if aws cloudwatch put-metric-data --namespace "$CIB_METRICS_NAMESPACE" --metric-data "file://$CIB_WORK_DIR/metrics.json" >/dev/null 2>"$CIB_WORK_DIR/metrics.err"; then
+    cib_log "metrics: published to $CIB_METRICS_NAMESPACE"
+  else
+    cib_warn "metrics: put-metric-data failed: $(head -c 300 "$CIB_WORK_DIR/metrics.err")"
+  fi
 }
 
 cib_step_report() {
-  local total="\${CACHE_STEPS_TOTAL:-0}" cached="\${CACHE_STEPS_CACHED:-0}" ratio executed
+  local total="\${CACHE_STEPS_TOTAL:-0}" cached="\${CACHE_STEPS_CACHED:-0}" ratio verdict seconds
   ratio=$(cib_hit_ratio "$cached" "$total")
-  executed=$((total - cached))
   cib_state_set CACHE_HIT_RATIO "$ratio"
+  cib_state_set CACHE_STEPS_TOTAL "$total"
+  cib_state_set CACHE_STEPS_CACHED "$cached"
+  seconds=$(( $(date +%s) - \${CIB_STARTED_AT:-$(date +%s)} ))
+  cib_state_set BUILD_SECONDS "$seconds"
+  verdict=$(cib_verdict "$total" "$cached")
   {
-    printf '\\n'
-    printf '==== cached-build cache report (%s) ====\\n' "$CIB_STRATEGY"
-    printf '%-18s %s\\n' 'steps total' "$total" 'from cache' "$cached" 'executed' "$executed" 'hit ratio' "$ratio"
-    printf '%-18s %s\\n' 'refs read' "\${CACHE_REFS_READ:--}" 'ref written' "\${CACHE_REF_WRITTEN:--}"
-    printf '%-18s %s\\n' 'image' "\${IMAGE_URI:-}" 'digest' "\${IMAGE_DIGEST:-}"
+    printf '\\n==== cached-build cache summary (%s) ====\\n' "$CIB_STRATEGY"
     if [ -s "$CIB_WORK_DIR/steps.tsv" ]; then
-      printf -- '---- steps ----\\n'
-      awk -F '\\t' '{ printf "%-9s %7s  %s\\n", $1, $2, $3 }' "$CIB_WORK_DIR/steps.tsv"
+      printf '%-9s %7s  %s\\n' 'result' 'time' 'step'
+      awk -F '\\t' '{ t = ($2 == "-") ? "-" : $2 "s"; s = $3; if (length(s) > 100) s = substr(s, 1, 97) "...";
+        printf "%-9s %7s  %s\\n", $1, t, s }' "$CIB_WORK_DIR/steps.tsv"
     fi
+    printf '%-13s %s\\n' 'refs read' "\${CACHE_REFS_READ:--}" 'ref written' "\${CACHE_REF_WRITTEN:--}" \\
+      'cache pushed' "$(cib_human_bytes "\${CACHE_BYTES_PUSHED:-0}")" 'build time' "\${seconds} s" 'image' "\${IMAGE_URI:-}@\${IMAGE_DIGEST:-}"
+    printf '%s\\n\\n' "$verdict"
   } >&2
+  cib_write_report_json "$CIB_WORK_DIR/cache-report.json" "$verdict"
+  cib_publish_metrics
   local name value q="'"
   : > "$CIB_WORK_DIR/exports.env"
   for name in $CIB_EXPORTED_VARIABLES; do

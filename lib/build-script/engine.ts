@@ -9,6 +9,9 @@ export type StrategyName = 'registry' | 'inline' | 'buildah';
  * - `cib_engine_build`: builds and pushes `$IMAGE_URI` reading cache from `$CACHE_READ_TAGS`, writes the
  *   engine log to `$CIB_WORK_DIR/build.log` and sets `IMAGE_DIGEST`; an error fails the build.
  * - `cib_engine_cache_push`: exports the cache to `$CACHE_WRITE_TAG`; a non-zero status only warns.
+ * - `cib_engine_cache_snapshot` / `cib_engine_cache_bytes`: before the export, note what the cache repository
+ *   holds; after it, print how many bytes the export added (0 when unknown).
+ * - `cib_engine_written_refs`: the refs the export wrote, one a line (the branch tag, or buildah's step tags).
  */
 export interface EngineScript {
   readonly strategy: StrategyName;

@@ -1,4 +1,5 @@
 import { EngineScript } from './engine';
+import { DOCKER_CACHE_BYTES_SHELL } from './shell';
 
 /**
  * Plain `docker build` with BuildKit inline cache, for engines without buildx (docker 20.10).
@@ -46,6 +47,8 @@ cib_engine_build() {
 cib_engine_cache_push() {
   docker tag "$IMAGE_URI" "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" \\
     && docker push "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" > "$CIB_WORK_DIR/cache-push.log" 2>&1
-}`,
+}
+
+${DOCKER_CACHE_BYTES_SHELL}`,
   };
 }

@@ -1,4 +1,5 @@
 import { EngineScript } from './engine';
+import { DOCKER_CACHE_BYTES_SHELL } from './shell';
 
 /**
  * `docker buildx build` with a registry cache in the separate cache repository.
@@ -72,6 +73,8 @@ cib_engine_cache_push() {
     "\${CIB_CACHE_ARGS[@]}" "\${CIB_FLAGS[@]}" \\
     --cache-to "type=registry,ref=$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG,mode=max,image-manifest=true,oci-mediatypes=true" \\
     "$CIB_CONTEXT" > "$CIB_WORK_DIR/cache-push.log" 2>&1
-}`,
+}
+
+${DOCKER_CACHE_BYTES_SHELL}`,
   };
 }

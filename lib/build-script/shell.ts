@@ -24,3 +24,56 @@ export const LOCAL_REGISTRY_SHELL = `cib_is_local_registry() {
 
 /** Matches Amazon ECR private registry hosts, capturing nothing: the region is cut out separately. */
 export const ECR_HOST_PATTERN = '^[0-9]{12}\\.dkr\\.ecr(-fips)?\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$';
+
+/** Reads a manifest (JSON) on stdin and prints `digest size` for each descriptor; no jq needed. */
+export const MANIFEST_BLOBS_SHELL = `# "digest size" of every descriptor of a manifest on stdin (JSON; key order free).
+cib_manifest_blobs() {
+  tr -d ' \\n\\t\\r' | tr '{}' '\\n' | awk 'match($0, /"digest":"sha256:[0-9a-f]+"/) {
+    d = substr($0, RSTART + 10, RLENGTH - 11); if (match($0, /"size":[0-9]+/)) print d, substr($0, RSTART + 7, RLENGTH - 7) }'
+}`;
+
+/**
+ * Cache bytes for the docker strategies: the blobs of the refs read and written before the export, against
+ * the blobs of the written ref after it. Shared by the registry and inline engines.
+ */
+export const DOCKER_CACHE_BYTES_SHELL = `# The raw manifest of a ref in the registry (buildx imagetools where available, else docker manifest).
+cib_raw_manifest() {
+  if docker buildx version >/dev/null 2>&1; then
+    docker buildx imagetools inspect --raw "$1" 2>/dev/null
+  else
+    local insecure=()
+    if cib_is_local_registry "\${1%%/*}"; then insecure=(--insecure); fi
+    DOCKER_CLI_EXPERIMENTAL=enabled docker manifest inspect "\${insecure[@]}" "$1" 2>/dev/null
+  fi
+}
+
+# "digest size" of the config and layers of a ref (and of the manifests of an index), one a line.
+cib_ref_blobs() {
+  local ref="$1" raw child
+  raw=$(cib_raw_manifest "$ref") || return 0
+  printf '%s' "$raw" | cib_manifest_blobs
+  if printf '%s' "$raw" | grep -q '"manifests"'; then
+    for child in $(printf '%s' "$raw" | cib_manifest_blobs | awk '{ print $1 }'); do
+      cib_raw_manifest "\${ref%:*}@$child" | cib_manifest_blobs
+    done
+  fi
+}
+
+# What the cache repository holds for the refs this build reads and writes, before the export.
+cib_engine_cache_snapshot() {
+  local ref
+  for ref in $(printf '%s %s' "$CACHE_READ_TAGS" "$CACHE_WRITE_TAG" | tr ' ' '\\n' | sort -u); do
+    cib_ref_blobs "$CACHE_REPOSITORY_URI:$ref"
+  done | sort -u > "$CIB_WORK_DIR/cache-before.txt"
+}
+
+# Bytes of the blobs the written ref references that were not there before: what the export uploaded.
+# (FILENAME, not NR == FNR: the snapshot is empty on a branch's first build.)
+cib_engine_cache_bytes() {
+  cib_ref_blobs "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" | sort -u \\
+    | awk 'FILENAME == ARGV[1] { seen[$1] = 1; next } !($1 in seen) { s += $2 } END { print s + 0 }' "$CIB_WORK_DIR/cache-before.txt" -
+}
+
+cib_engine_written_refs() {
+  printf '%s\\n' "$CACHE_WRITE_TAG"
+}`;

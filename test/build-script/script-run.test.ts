@@ -58,7 +58,9 @@ describe('registry strategy, stand-in engine', () => {
       IMAGE_URI: `${APP}:abc123`, IMAGE_TAG: 'abc123', IMAGE_DIGEST: `sha256:${'0'.repeat(63)}7`,
       CACHE_REFS_READ: `${tag},main`, CACHE_REF_WRITTEN: tag, CACHE_STEPS_TOTAL: '3', CACHE_STEPS_CACHED: '1', CACHE_HIT_RATIO: '0.33',
     });
-    expect(r.stderr).toMatch(/steps total\s+3/);
+    expect(r.stderr).toContain(`cache: 1/3 steps reused, wrote ${tag}`);
+    expect(r.stderr).toMatch(/executed\s+0\.3s\s+\[4\/4\] RUN echo build/);
+    expect(r.stderr).toMatch(/cache pushed\s+1010 B/);
   });
 
   test('a no-op build (every step from cache) exports no cache at all', () => {
@@ -154,6 +156,69 @@ describe('build secrets and artifacts', () => {
   });
 });
 
+describe('summary, cache-report.json and metrics', () => {
+  const report = () => JSON.parse(fs.readFileSync(path.join(tmp, 'work', 'cache-report.json'), 'utf8'));
+
+  test('the report holds every step, the refs, the bytes the export added and the verdict', () => {
+    const r = run({}, { CACHE_BRANCH: 'main' });
+    expect(r.status).toBe(0);
+    expect(report()).toMatchObject({
+      strategy: 'registry', branch: 'main', stepsTotal: 3, stepsCached: 1, stepsExecuted: 2, hitRatio: 0.33,
+      refsRead: ['main'], refWritten: 'main', cacheBytesPushed: 1010, verdict: 'cache: 1/3 steps reused, wrote main',
+      steps: [
+        { step: '[2/4] RUN echo deps', status: 'cached', seconds: null },
+        { step: '[3/4] COPY app.txt /app.txt', status: 'executed', seconds: 0 },
+        { step: '[4/4] RUN echo build', status: 'executed', seconds: 0.3 },
+      ],
+    });
+    expect(report().buildSeconds).toBeGreaterThanOrEqual(0);
+  });
+
+  test.each([
+    ['no-op', {}, { CACHE_BRANCH: 'main' }, 'buildkit-allcached.log', 'cache: 3/3 steps reused, nothing to write'],
+    ['read-only', { readOnlyBranches: ['pr-*'] }, { CACHE_BRANCH: 'pr-1' }, 'buildkit-mixed.log', 'cache: 1/3 steps reused, read-only: nothing written'],
+    ['export failed', {}, { CACHE_BRANCH: 'main', FAKE_CACHE_RC: '1' }, 'buildkit-mixed.log',
+      'cache: 1/3 steps reused, cache export FAILED (image built and pushed)'],
+  ])('verdict when %s', (_name, options, env, log, verdict) => {
+    const r = run(options, env, log);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(verdict);
+    expect(report().verdict).toBe(verdict);
+    expect(report().cacheBytesPushed).toBe(0);
+  });
+
+  test('in CodeBuild, one put-metric-data call with the five metrics, dimensions Project and Branch', () => {
+    const r = run({}, { CACHE_BRANCH: 'feature/x', CODEBUILD_BUILD_ID: 'web-image:1234' });
+    expect(r.status).toBe(0);
+    expect(r.calls.filter(c => c.startsWith('aws cloudwatch'))).toEqual([
+      `aws cloudwatch put-metric-data --namespace CachedImageBuild --metric-data file://${path.join(tmp, 'work', 'metrics.json')}`,
+    ]);
+    const data = JSON.parse(fs.readFileSync(path.join(tmp, 'calls.metrics'), 'utf8'));
+    const dims = [{ Name: 'Project', Value: 'web-image' }, { Name: 'Branch', Value: 'feature/x' }];
+    expect(data).toEqual([
+      { MetricName: 'CacheHitRatio', Dimensions: dims, Value: 0.33, Unit: 'None' },
+      { MetricName: 'StepsExecuted', Dimensions: dims, Value: 2, Unit: 'Count' },
+      { MetricName: 'StepsCached', Dimensions: dims, Value: 1, Unit: 'Count' },
+      { MetricName: 'CacheBytesPushed', Dimensions: dims, Value: 1010, Unit: 'Bytes' },
+      { MetricName: 'BuildSeconds', Dimensions: dims, Value: expect.any(Number), Unit: 'Seconds' },
+    ]);
+  });
+
+  test('a failed publish warns and the build succeeds; metrics off or outside CodeBuild publish nothing', () => {
+    const failed = run({}, { CACHE_BRANCH: 'main', CODEBUILD_BUILD_ID: 'p:1', FAKE_METRICS_RC: '255' });
+    expect(failed.status).toBe(0);
+    expect(failed.stderr).toContain('WARNING: metrics: put-metric-data failed');
+    for (const r of [
+      run({ metrics: false }, { CACHE_BRANCH: 'main', CODEBUILD_BUILD_ID: 'p:1' }),
+      run({}, { CACHE_BRANCH: 'main', CODEBUILD_BUILD_ID: 'p:1', CIB_METRICS: 'false' }),
+      run({}, { CACHE_BRANCH: 'main' }),
+    ]) {
+      expect(r.status).toBe(0);
+      expect(r.calls.some(c => c.startsWith('aws cloudwatch'))).toBe(false);
+    }
+  });
+});
+
 describe('inline strategy, stand-in engine', () => {
   test('pushes the app image, then the cache ref only when a step executed', () => {
     const r = run({ strategy: 'inline' }, { CACHE_BRANCH: 'main' });
@@ -195,6 +260,6 @@ describe('the buildspec runs the same script phase by phase', () => {
     expect(r.stdout).toContain('CACHE_REF_WRITTEN=main');
     expect(r.stdout).toContain('CACHE_HIT_RATIO=0.33');
     const files = spec.artifacts.files.map((f: string) => path.join(tmp, spec.artifacts['base-directory'], f));
-    expect(files.map((f: string) => fs.existsSync(f))).toEqual([true, true]);
+    expect(files.map((f: string) => fs.existsSync(f))).toEqual([true, true, true]);
   });
 });

@@ -109,6 +109,23 @@ export interface BuildResult {
   readonly log: string;
   /** The engine's build log (the input of the step parser). */
   readonly buildLog: string;
+  /** The script's cache-report.json (our strategies only). */
+  readonly report?: CacheReport;
+}
+
+/** cache-report.json as the report step writes it. */
+export interface CacheReport {
+  readonly strategy: string;
+  readonly stepsTotal: number;
+  readonly stepsCached: number;
+  readonly stepsExecuted: number;
+  readonly hitRatio: number;
+  readonly refsRead: string[];
+  readonly refWritten: string;
+  readonly cacheBytesPushed: number;
+  readonly buildSeconds: number;
+  readonly verdict: string;
+  readonly steps: Array<{ step: string; status: string; seconds: number | null }>;
 }
 
 /** Registry contents reachable from the tags of one repository: manifests and blobs with sizes. */
@@ -294,6 +311,8 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const buildLog = path.join(combo.recipe === 'naive' || combo.recipe === 'seed' ? project.dir : workDir, 'build.log');
   const log = fs.existsSync(buildLog) ? fs.readFileSync(buildLog, 'utf8') : '';
+  const reportFile = path.join(workDir, 'cache-report.json');
+  const report = fs.existsSync(reportFile) ? JSON.parse(fs.readFileSync(reportFile, 'utf8')) as CacheReport : undefined;
   fs.rmSync(workDir, { recursive: true, force: true });
   if (r.status !== 0) throw new Error(`${combo.recipe}@${combo.engine} build ${req.tag} failed (exit ${r.status}):\n${r.out.slice(-6000)}`);
   const after = await repoContents(repos.registry, repos.cache.slice(repos.registry.length + 1));
@@ -310,6 +329,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
     exports: exported,
     log: r.out,
     buildLog: log,
+    report,
   };
 }
 

@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   try {
     const run = await runScenario(combo, scenario, engine, vars, {
       floor: process.env.FLOOR === '1',
-      onBuild: (i, r) => console.log(`build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] markers [${r.markers}] ${r.seconds.toFixed(1)}s cache+${r.cacheBytesAdded}B ${JSON.stringify(r.exports)}`),
+      onBuild: (i, r) => console.log(`build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] ${r.seconds.toFixed(1)}s cache+${r.cacheBytesAdded}B reported ${r.report?.cacheBytesPushed} ${r.report?.verdict}`),
     });
     if (run.floorSeconds) console.log(`floor ${run.floorSeconds.toFixed(1)}s`);
   } finally {
