@@ -1,18 +1,24 @@
 import * as path from 'path';
 import { CfnResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as actions from 'aws-cdk-lib/aws-codepipeline-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { DEFAULT_METRICS_NAMESPACE } from '../lambda/cache-cleanup/contract';
 import { BuildScript } from './build-script/build-script';
 import { invalidBranchReason } from './build-script/cache-refs';
 import { CacheCleanup } from './cache-cleanup';
 import { CacheCleanupOptions, validateCleanupOptions } from './cache-cleanup-options';
+import {
+  BuildMetric, CacheDashboardOptions, CacheHitAlarmOptions, CacheObservability, cacheBuildMetric, validateObservabilityOptions,
+} from './cache-observability';
 import { CacheStrategy, CacheStrategyKind } from './cache-strategy';
 import { ImageRepositories, ImageRepositoryOptions } from './image-repositories';
 
@@ -97,6 +103,23 @@ export interface CachedImageBuildProps {
 
   /** Cache repository cleanup. @default - enabled with its defaults */
   readonly cleanup?: CacheCleanupOptions;
+
+  /**
+   * Whether each build publishes its cache metrics (CacheHitRatio, StepsExecuted, StepsCached, CacheBytesPushed,
+   * BuildSeconds; dimensions Project and Branch) in the `CachedImageBuild` namespace, with one `put-metric-data` call.
+   * The project role may then put metrics in that namespace only. A failure to publish warns and never fails the build.
+   * @default true
+   */
+  readonly metrics?: boolean;
+
+  /**
+   * The alarm on the default branch's cache hit ratio staying low over several builds (see CacheHitAlarmOptions).
+   * @default - enabled with its defaults when `metrics` is on, no action
+   */
+  readonly cacheHitAlarm?: CacheHitAlarmOptions;
+
+  /** The cache health dashboard: hit ratio, steps, duration, cache size, cleanup. @default - enabled with its defaults */
+  readonly dashboard?: CacheDashboardOptions;
 }
 
 /** Options of {@link CachedImageBuild.action}. */
@@ -138,12 +161,19 @@ export class CachedImageBuild extends Construct {
   public readonly strategy: CacheStrategy;
   /** The cache cleanup, unless disabled. */
   public readonly cleanup?: CacheCleanup;
+  /** Fires when the default branch's cache hit ratio stays low over several builds, unless disabled (or metrics are off). */
+  public readonly cacheHitAlarm?: cloudwatch.Alarm;
+  /** The cache health dashboard, unless disabled. */
+  public readonly dashboard?: cloudwatch.Dashboard;
   private readonly encryptionKey?: kms.IKey;
+  private readonly defaultBranch: string;
 
   constructor(scope: Construct, id: string, props: CachedImageBuildProps = {}) {
     super(scope, id);
     this.strategy = props.strategy ?? CacheStrategy.registry();
     this.encryptionKey = props.encryptionKey;
+    this.defaultBranch = props.defaultBranch ?? 'main';
+    const metrics = props.metrics ?? true;
     const { context, dockerfile } = this.validate(props);
 
     const repos = new ImageRepositories(this, 'Repositories', {
@@ -177,6 +207,7 @@ export class CachedImageBuild extends Construct {
       platform: props.platform,
       buildkitImage: this.strategy.kind === CacheStrategyKind.REGISTRY ? this.strategy.buildkitImage : undefined,
       containerName: props.containerName,
+      metrics,
     });
 
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH });
@@ -203,11 +234,25 @@ export class CachedImageBuild extends Construct {
     this.appRepository.grantPullPush(this.project);
     this.cacheRepository.grantPullPush(this.project);
     for (const secret of Object.values(props.buildSecrets ?? {})) secret.grantRead(this.project);
+    if (metrics) {
+      // PutMetricData has no resource-level permissions: the namespace condition is the scope.
+      this.project.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['cloudwatch:PutMetricData'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'cloudwatch:namespace': DEFAULT_METRICS_NAMESPACE } },
+      }));
+    }
     if (props.cleanup?.enabled !== false) {
       this.cleanup = new CacheCleanup(this, 'Cleanup', {
-        ...props.cleanup, cacheRepository: this.cacheRepository, project: this.project, defaultBranch: props.defaultBranch ?? 'main',
+        ...props.cleanup, cacheRepository: this.cacheRepository, project: this.project, defaultBranch: this.defaultBranch,
       });
     }
+    const observability = new CacheObservability(this, 'Observability', {
+      project: this.project, defaultBranch: this.defaultBranch, metrics, cleanup: this.cleanup,
+      cacheHitAlarm: props.cacheHitAlarm, dashboard: props.dashboard,
+    });
+    this.cacheHitAlarm = observability.cacheHitAlarm;
+    this.dashboard = observability.dashboard;
     this.acknowledgeNagFindings();
   }
 
@@ -223,7 +268,8 @@ export class CachedImageBuild extends Construct {
     }
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'ecr:GetAuthorizationToken has no resource-level permissions; every other ECR action is scoped to the two repositories',
+      reason: 'ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; PutMetricData is limited '
+        + `to the ${DEFAULT_METRICS_NAMESPACE} namespace by a cloudwatch:namespace condition, every other ECR action to the two repositories`,
     });
     // cdk-nag names a finding by the resolved resource: literals where the stack's environment is known.
     const stack = Stack.of(this);
@@ -239,6 +285,38 @@ export class CachedImageBuild extends Construct {
       id: `AwsSolutions-IAM5[Resource::${arn('codebuild', `report-group/<${project}>-*`)}]`,
       reason: 'CodeBuild\'s default grant for report groups, scoped to the groups named after this project',
     });
+  }
+
+  /** The cache hit ratio (cached steps / all steps, 0..1) of one branch's builds. @default - the default branch, Average over 5 minutes */
+  public metricCacheHitRatio(branch?: string, options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.buildMetric(BuildMetric.CACHE_HIT_RATIO, branch, options);
+  }
+
+  /** Dockerfile steps one branch's builds executed. @default - the default branch, Average over 5 minutes */
+  public metricStepsExecuted(branch?: string, options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.buildMetric(BuildMetric.STEPS_EXECUTED, branch, options);
+  }
+
+  /** Dockerfile steps one branch's builds took from the cache. @default - the default branch, Average over 5 minutes */
+  public metricStepsCached(branch?: string, options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.buildMetric(BuildMetric.STEPS_CACHED, branch, options);
+  }
+
+  /** Bytes one branch's cache exports pushed (0 when nothing was written). @default - the default branch, Average over 5 minutes */
+  public metricCacheBytesPushed(branch?: string, options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.buildMetric(BuildMetric.CACHE_BYTES_PUSHED, branch, options);
+  }
+
+  /** Wall time, in seconds, of one branch's build scripts. @default - the default branch, Average over 5 minutes */
+  public metricBuildSeconds(branch?: string, options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.buildMetric(BuildMetric.BUILD_SECONDS, branch, options);
+  }
+
+  private buildMetric(metricName: string, branch: string | undefined, options: cloudwatch.MetricOptions | undefined): cloudwatch.Metric {
+    if (branch !== undefined && !Token.isUnresolved(branch) && invalidBranchReason(branch)) {
+      throw new Error(`${this.node.path}: branch '${branch}' is not a valid branch name: ${invalidBranchReason(branch)}`);
+    }
+    return cacheBuildMetric(this.project.projectName, branch ?? this.defaultBranch, metricName, options);
   }
 
   /**
@@ -318,6 +396,7 @@ export class CachedImageBuild extends Construct {
       fail(`repositoryOptions.cacheRepositoryName '${props.repositoryOptions.cacheRepositoryName}' conflicts with cacheRepository`);
     }
     validateCleanupOptions(this.node.path, props.cleanup ?? {});
+    validateObservabilityOptions(this.node.path, props.metrics ?? true, props.cacheHitAlarm ?? {}, props.dashboard ?? {});
     return { context, dockerfile };
   }
 }

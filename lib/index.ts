@@ -7,3 +7,4 @@ export type { BuildScriptOptions, BuildPhase, BuildStep } from './build-script/b
 export { branchTag, planCacheRefs } from './build-script/cache-refs';
 export type { CacheRefPlan } from './build-script/cache-refs';
 export * from './cache-cleanup';
+export * from './cache-observability';

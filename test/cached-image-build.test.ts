@@ -109,11 +109,16 @@ describe('the CodeBuild project', () => {
     expect(build.buildScript.renderScript()).toContain('CIB_BUILDKIT_IMAGE=123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2');
   });
 
-  test('the role can push only to its two repositories; only GetAuthorizationToken is on *', () => {
+  test('the role can push only to its two repositories; on * only GetAuthorizationToken and PutMetricData in our namespace', () => {
     const { t } = synth();
     const statements = projectStatements(t);
     const star = statements.filter(s => s.Resource === '*');
-    expect(star.flatMap(actionsOf)).toEqual(['ecr:GetAuthorizationToken']);
+    expect(star.flatMap(actionsOf).sort()).toEqual(['cloudwatch:PutMetricData', 'ecr:GetAuthorizationToken']);
+    expect(star.find(s => actionsOf(s).includes('cloudwatch:PutMetricData'))).toEqual({
+      Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*',
+      Condition: { StringEquals: { 'cloudwatch:namespace': 'CachedImageBuild' } },
+    });
+    expect(star.find(s => actionsOf(s).includes('ecr:GetAuthorizationToken'))!.Condition).toBeUndefined();
     const push = statements.filter(s => actionsOf(s).includes('ecr:PutImage'));
     const resources = push.flatMap(s => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]));
     const repos = Object.keys(t.findResources('AWS::ECR::Repository'));
@@ -216,7 +221,7 @@ describe('pipeline action', () => {
         Actions: [Match.objectLike({ Name: 'BuildImage', Namespace: 'Img', OutputArtifacts: [{ Name: 'ImageDefs' }] })],
       })]),
     });
-    expect(build.buildScript.renderBuildSpecObject()).toMatchObject({ artifacts: { files: ['imagedefinitions.json', 'imageDetail.json'] } });
+    expect(build.buildScript.renderBuildSpecObject()).toMatchObject({ artifacts: { files: ['imagedefinitions.json', 'imageDetail.json', 'cache-report.json'] } });
   });
 
   test('a default output artifact is created', () => {
