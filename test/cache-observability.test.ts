@@ -7,22 +7,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { DEFAULT_METRICS_NAMESPACE, DeleteReason } from '../lambda/cache-cleanup/contract';
 import { BuildMetric, BuildMetricDimension, CachedImageBuild, CachedImageBuildProps } from '../lib';
 import { BUILD_METRICS, BUILD_METRICS_NAMESPACE } from '../lib/build-script/build-script';
-
-type Setup = (stack: Stack) => Partial<CachedImageBuildProps>;
-
-function synth(props: CachedImageBuildProps = {}, setup?: Setup): { stack: Stack; build: CachedImageBuild; t: Template } {
-  const stack = new Stack(new App(), 'S', { env: { account: '123456789012', region: 'eu-west-1' } });
-  const build = new CachedImageBuild(stack, 'Build', { ...props, ...setup?.(stack) });
-  let t: Template | undefined;
-  return { stack, build, get t() { return (t ??= Template.fromStack(stack)); } };
-}
-
-type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown };
-
-function projectStatements(t: Template): Statement[] {
-  const policy = Object.entries(t.findResources('AWS::IAM::Policy')).find(([id]) => id.startsWith('BuildProjectRoleDefaultPolicy'));
-  return policy![1].Properties.PolicyDocument.Statement;
-}
+import { projectStatements, Setup, synth } from './synth';
 
 type AlarmProps = {
   Metrics: Array<{ Id: string; Expression?: string; ReturnData?: boolean; MetricStat?: { Metric: { MetricName: string; Namespace: string;

@@ -10,25 +10,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { parse } from 'yaml';
 import { CachedImageBuild, CachedImageBuildProps, CacheStrategy, EXPORTED_VARIABLES } from '../lib';
-
-type Setup = (stack: Stack) => Partial<CachedImageBuildProps>;
-
-function synth(props: CachedImageBuildProps = {}, setup?: Setup): { stack: Stack; build: CachedImageBuild; t: Template } {
-  const stack = new Stack(new App(), 'S', { env: { account: '123456789012', region: 'eu-west-1' } });
-  const build = new CachedImageBuild(stack, 'Build', { ...props, ...setup?.(stack) });
-  let t: Template | undefined;
-  // Lazy: synthesizing freezes the tree, and some tests add a pipeline first.
-  return { stack, build, get t() { return (t ??= Template.fromStack(stack)); } };
-}
-
-type Statement = { Action: string | string[]; Resource: unknown; Effect: string; Condition?: unknown };
-
-function projectStatements(t: Template): Statement[] {
-  const policies = t.findResources('AWS::IAM::Policy');
-  const project = Object.entries(policies).find(([id]) => id.startsWith('BuildProjectRoleDefaultPolicy'));
-  expect(project).toBeDefined();
-  return project![1].Properties.PolicyDocument.Statement as Statement[];
-}
+import { projectStatements, Statement, synth } from './synth';
 
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 
