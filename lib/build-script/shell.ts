@@ -9,11 +9,6 @@ export function shArray(values: readonly string[]): string {
   return `(${values.map(shq).join(' ')})`;
 }
 
-/** Indents every non-empty line of a block. */
-export function indent(block: string, by = '  '): string {
-  return block.split('\n').map(l => (l.length > 0 ? by + l : l)).join('\n');
-}
-
 /** Matches registry hosts that are reached over plain HTTP without login (test registries). */
 export const LOCAL_REGISTRY_SHELL = `cib_is_local_registry() {
   case "$1" in
