@@ -1,18 +1,19 @@
 /**
  * `npm run bench:cleanup`: one cleanup run over a synthetic cache repository of 100,000 images (200 branches,
  * 10,000 builds), through the real handler and real SDK clients whose requests are answered in-process, after a
- * fixed latency, by a fake ECR and a fake CodeBuild. Prints a Markdown table and a machine-readable last line.
+ * fixed latency, by the strict ECR and CodeBuild fakes of test/fakes/ (the ones the unit tests use, which refuse
+ * every call the services would refuse). Prints a Markdown table and a machine-readable last line.
  *
- * The fakes sit at the start of the SDK middleware stack (not aws-sdk-client-mock): sinon would keep every call's
- * arguments and results alive and inflate the memory being measured.
+ * The fakes sit at the start of the SDK middleware stack (not aws-sdk-client-mock), and record no call inputs here:
+ * sinon, or a log of every call, would keep the arguments alive and inflate the memory being measured.
  */
-import { Build, CodeBuildClient } from '@aws-sdk/client-codebuild';
-import { ECRClient, ImageDetail, ImageIdentifier } from '@aws-sdk/client-ecr';
 import { branchTag } from '../lib/build-script/cache-refs';
 import { resolvePolicy } from '../lambda/cache-cleanup/config';
 import { DeleteReason } from '../lambda/cache-cleanup/contract';
 import { runCleanup } from '../lambda/cache-cleanup/index';
 import { CleanupReport } from '../lambda/cache-cleanup/report';
+import { FakeBuild, FakeCodeBuild } from '../test/fakes/codebuild';
+import { FakeEcr, FakeImage, OCI_INDEX, OCI_MANIFEST } from '../test/fakes/ecr';
 
 const IMAGES = 100_000;
 const BRANCHES = 200;
@@ -26,8 +27,6 @@ const HOUR = 3600_000;
 const DAY = 24 * HOUR;
 const NOW = Date.UTC(2025, 5, 1, 12);
 const IDLE_DAYS = 14;
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
 /** mulberry32: a seeded generator, so every run benchmarks the same repository. */
 function prng(seed: number): () => number {
@@ -46,9 +45,10 @@ const nextDigest = (): string => `sha256:${(++digestCounter).toString(16).padSta
 const hex64 = (): string => Array.from({ length: 8 }, () => Math.floor(random() * 2 ** 32).toString(16).padStart(8, '0')).join('');
 
 interface Synthetic {
-  images: ImageDetail[];
+  images: FakeImage[];
   children: Map<string, string[]>;
-  builds: Build[];
+  /** Newest first. */
+  builds: FakeBuild[];
   defaultTag: string;
 }
 
@@ -63,7 +63,7 @@ function synthesize(): Synthetic {
     tag: k === 0 ? defaultTag : branchTag(`feature/${k}-${hex64().slice(0, 6)}`),
     lastActive: k === 0 ? NOW - HOUR : NOW - between(0, 45) * DAY - between(0, 24) * HOUR,
   }));
-  const builds: Build[] = [];
+  const builds: FakeBuild[] = [];
   const writes = new Map<string, number[]>();
   for (let b = 0; b < BUILDS; b++) {
     const start = NOW - Math.floor((b / BUILDS) * 30 * DAY) - HOUR;
@@ -79,8 +79,9 @@ function synthesize(): Synthetic {
     if (wrote) writes.set(branch.tag, [...(writes.get(branch.tag) ?? []), start + 10 * 60_000]);
     builds.push({
       id: `app-build:${BUILDS - b}`,
-      startTime: new Date(start),
-      endTime: new Date(start + 10 * 60_000),
+      buildNumber: BUILDS - b,
+      startTime: start,
+      endTime: start + 10 * 60_000,
       exportedEnvironmentVariables: [
         { name: 'CACHE_REFS_READ', value: branch.tag === defaultTag ? defaultTag : `${branch.tag},${defaultTag}` },
         { name: 'CACHE_REF_WRITTEN', value: wrote ? branch.tag : '' },
@@ -88,15 +89,12 @@ function synthesize(): Synthetic {
     });
   }
 
-  const images: ImageDetail[] = [];
+  const images: FakeImage[] = [];
   const children = new Map<string, string[]>();
-  const add = (tags: string[], pushedAt: number, size: number, fields: Partial<ImageDetail> = {}): string => {
-    const imageDigest = nextDigest();
-    images.push({
-      imageDigest, imageTags: tags.length > 0 ? tags : undefined, imageSizeInBytes: size, imagePushedAt: new Date(pushedAt),
-      imageManifestMediaType: OCI_MANIFEST, ...fields,
-    });
-    return imageDigest;
+  const add = (tags: string[], pushedAt: number, size: number, fields: Partial<Omit<FakeImage, 'digest'>> = {}): string => {
+    const digest = nextDigest();
+    images.push({ digest, tags, sizeBytes: size, pushedAt, mediaType: OCI_MANIFEST, ...fields });
+    return digest;
   };
   for (const branch of branches) {
     const times = (writes.get(branch.tag) ?? []).sort((a, b) => a - b);
@@ -109,7 +107,7 @@ function synthesize(): Synthetic {
   }
   const addIndex = (tags: string[], pushedAt: number): void => {
     const parts = [add([], pushedAt, between(200, 600) * 2 ** 20), add([], pushedAt, 12_000)];
-    const digest = add(tags, pushedAt, 0, { imageManifestMediaType: OCI_INDEX, lastRecordedPullTime: new Date(NOW - HOUR) });
+    const digest = add(tags, pushedAt, 0, { mediaType: OCI_INDEX, children: parts, lastPulledAt: NOW - HOUR });
     children.set(digest, parts);
   };
   for (const branch of branches.slice(21, 121)) addIndex([`${branch.tag}--oci`], NOW - between(0, 30 * 24) * HOUR);
@@ -117,96 +115,22 @@ function synthesize(): Synthetic {
   while (images.length < IMAGES) {
     const pushedAt = NOW - between(0, 90 * 24) * HOUR;
     const pulled = random() < 0.7 ? pushedAt + Math.floor(random() * (NOW - pushedAt)) : undefined;
-    add([hex64()], pushedAt, between(1, 200) * 2 ** 20, { lastRecordedPullTime: pulled === undefined ? undefined : new Date(pulled) });
+    add([hex64()], pushedAt, between(1, 200) * 2 ** 20, { lastPulledAt: pulled });
   }
   return { images, children, builds, defaultTag };
-}
-
-type Handler = (input: Record<string, unknown>) => object;
-
-/** Answers every command of `client` from `handlers` after LATENCY_MS, counting calls; nothing reaches the network. */
-function fake<C extends ECRClient | CodeBuildClient>(client: C, handlers: Record<string, Handler>, calls: Map<string, number>): C {
-  const stack = client.middlewareStack as unknown as {
-    add(mw: (next: unknown, context: { commandName?: string }) => (args: { input: Record<string, unknown> }) => Promise<unknown>,
-      options: { step: 'initialize'; priority: 'high'; name: string }): void;
-  };
-  stack.add((_next, context) => async args => {
-    const name = (context.commandName ?? '').replace(/Command$/, '');
-    const handler = handlers[name];
-    if (!handler) throw new Error(`bench: no fake for ${name}`);
-    calls.set(name, (calls.get(name) ?? 0) + 1);
-    await new Promise(resolve => setTimeout(resolve, LATENCY_MS));
-    return { output: { $metadata: {}, ...handler(args.input) }, response: {} };
-  }, { step: 'initialize', priority: 'high', name: 'benchFakeService' });
-  return client;
-}
-
-function fakeEcr(repo: Synthetic, calls: Map<string, number>): { client: ECRClient; store: Map<string, ImageDetail> } {
-  const store = new Map(repo.images.map(i => [i.imageDigest!, i]));
-  const order = repo.images.map(i => i.imageDigest!);
-  const parentsOf = new Map<string, string[]>();
-  for (const [parent, kids] of repo.children) for (const k of kids) parentsOf.set(k, [...(parentsOf.get(k) ?? []), parent]);
-  const ids = (input: Record<string, unknown>): string[] => {
-    const list = input.imageIds as ImageIdentifier[];
-    if (list.length > 100) throw new Error(`bench: ${list.length} image ids in one call`);
-    return list.map(i => i.imageDigest!);
-  };
-  const client = fake(new ECRClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }), {
-    DescribeImages: input => {
-      if (input.maxResults !== 1000) throw new Error('bench: DescribeImages without maxResults 1000');
-      const from = input.nextToken ? Number(input.nextToken) : 0;
-      // Fresh objects, as deserialisation would make them.
-      const page = order.slice(from, from + 1000).map(d => store.get(d)!).map(d => ({
-        ...d, imageTags: d.imageTags && [...d.imageTags], imagePushedAt: new Date(d.imagePushedAt!.getTime()),
-        lastRecordedPullTime: d.lastRecordedPullTime && new Date(d.lastRecordedPullTime.getTime()),
-      }));
-      return { imageDetails: page, nextToken: from + 1000 < order.length ? String(from + 1000) : undefined };
-    },
-    BatchGetImage: input => ({
-      images: ids(input).map(d => ({
-        imageId: { imageDigest: d },
-        imageManifest: JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: (repo.children.get(d) ?? []).map(c => ({ digest: c })) }),
-      })),
-    }),
-    BatchDeleteImage: input => {
-      const requested = ids(input);
-      // ECR refuses a manifest an index still references; the call is judged against the repository as it was before it.
-      const blocked = new Set(requested.filter(d => (parentsOf.get(d) ?? []).some(p => store.has(p))));
-      const deleted = requested.filter(d => store.has(d) && !blocked.has(d));
-      for (const d of deleted) store.delete(d);
-      return {
-        imageIds: deleted.map(imageDigest => ({ imageDigest })),
-        failures: [...blocked].map(imageDigest => ({ imageId: { imageDigest }, failureCode: 'ImageReferencedByManifestList', failureReason: 'referenced' })),
-      };
-    },
-  }, calls);
-  return { client, store };
-}
-
-function fakeCodeBuild(repo: Synthetic, calls: Map<string, number>): CodeBuildClient {
-  const byId = new Map(repo.builds.map(b => [b.id!, b]));
-  return fake(new CodeBuildClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }), {
-    ListBuildsForProject: input => {
-      if (input.sortOrder !== 'DESCENDING') throw new Error('bench: history must be read newest first');
-      const from = input.nextToken ? Number(input.nextToken) : 0;
-      const ids = repo.builds.slice(from, from + 100).map(b => b.id!);
-      return { ids, nextToken: from + 100 < repo.builds.length ? String(from + 100) : undefined };
-    },
-    BatchGetBuilds: input => {
-      const requested = input.ids as string[];
-      if (requested.length > 100) throw new Error(`bench: ${requested.length} build ids in one call`);
-      return { builds: requested.map(id => byId.get(id)!) };
-    },
-  }, calls);
 }
 
 const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
 
 async function main(): Promise<void> {
   const repo = synthesize();
-  const calls = new Map<string, number>();
-  const { client: ecr, store } = fakeEcr(repo, calls);
-  const codebuild = fakeCodeBuild(repo, calls);
+  const fakeEcr = new FakeEcr({ repositoryName: 'app-cache', images: repo.images, latencyMs: LATENCY_MS, recordRequests: false });
+  const fakeCodeBuild = new FakeCodeBuild({
+    projectName: 'app-build', builds: [...repo.builds].reverse(), latencyMs: LATENCY_MS, recordRequests: false,
+  });
+  const ecr = fakeEcr.client();
+  const codebuild = fakeCodeBuild.client();
+  const callsOf = (name: string): number => fakeEcr.callCount(name) + fakeCodeBuild.callCount(name);
   const policy = resolvePolicy({
     defaultBranchTag: repo.defaultTag, maxRefsPerBranch: 2, maxCacheBytes: 2 * 2 ** 40, maxDeletesPerRun: IMAGES, allowLargeDeletes: true,
   });
@@ -235,7 +159,7 @@ async function main(): Promise<void> {
 
   // The minimum, from the synthetic data and the plan's deletion count, independently of the adapters' paging.
   const since = NOW - IDLE_DAYS * DAY;
-  const inWindow = repo.builds.filter(b => b.startTime!.getTime() >= since).length;
+  const inWindow = repo.builds.filter(b => b.startTime! >= since).length;
   const historyPages = inWindow < repo.builds.length ? Math.floor(inWindow / 100) + 1 : Math.ceil(repo.builds.length / 100);
   const minimum: [string, number][] = [
     ['DescribeImages', Math.ceil(repo.images.length / 1000)],
@@ -244,12 +168,12 @@ async function main(): Promise<void> {
     ['BatchGetBuilds', historyPages],
     ['BatchDeleteImage', Math.ceil(r.deleted / 100)],
   ];
-  const made = minimum.reduce((s, [name]) => s + (calls.get(name) ?? 0), 0);
+  const made = minimum.reduce((s, [name]) => s + callsOf(name), 0);
   const least = minimum.reduce((s, [, n]) => s + n, 0);
 
   // The run must also have been right: the newest default cache is there and no remaining index lost a child.
-  const defaultLeft = [...store.values()].some(i => i.imageTags?.includes(repo.defaultTag));
-  const brokenIndexes = [...repo.children].filter(([idx, kids]) => store.has(idx) && kids.some(k => !store.has(k))).length;
+  const defaultLeft = fakeEcr.images().some(i => i.tags?.includes(repo.defaultTag));
+  const brokenIndexes = [...repo.children].filter(([idx, kids]) => fakeEcr.has(idx) && kids.some(k => !fakeEcr.has(k))).length;
 
   const date = new Date().toISOString().slice(0, 10);
   console.log(`cleanup benchmark, ${date}, node ${process.version}: ${IMAGES.toLocaleString('en')} images, ${BRANCHES} branches, `
@@ -257,7 +181,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log('| measure | result | minimum / target |');
   console.log('|---|---|---|');
-  for (const [name, n] of minimum) console.log(`| ${name} calls | ${calls.get(name) ?? 0} | ${n} |`);
+  for (const [name, n] of minimum) console.log(`| ${name} calls | ${callsOf(name)} | ${n} |`);
   console.log(`| **API calls** | **${made}** | **${least}** |`);
   console.log(`| images deleted / kept | ${r.deleted.toLocaleString('en')} / ${r.kept.toLocaleString('en')} | failures: ${r.failures} |`);
   for (const reason of Object.values(DeleteReason)) console.log(`| deleted: ${reason} | ${r.deletedByReason[reason] ?? 0} | |`);

@@ -47,6 +47,10 @@ export interface HistoryRead extends BuildUsage {
  * Reads the builds that may have used a ref since `since` (epoch ms): ListBuildsForProject newest first, each page
  * resolved with BatchGetBuilds, stopping after the first page that reaches a build started before `since`.
  * Throws when the history cannot be read; the handler then fails safe.
+ *
+ * No `sortOrder`: ids already come newest first by default, and CodeBuild refuses a sort order on a project with more
+ * than 100 builds or together with a nextToken (InvalidInputException), which would fail every run safe forever.
+ * https://docs.aws.amazon.com/codebuild/latest/APIReference/API_ListBuildsForProject.html
  */
 export async function readBuildUsage(client: CodeBuildClient, projectName: string, since: number): Promise<HistoryRead> {
   const lastUseByTag = new Map<string, number>();
@@ -54,7 +58,7 @@ export async function readBuildUsage(client: CodeBuildClient, projectName: strin
   let nextToken: string | undefined;
   let reachedOlder = false;
   do {
-    const page = await client.send(new ListBuildsForProjectCommand({ projectName, sortOrder: 'DESCENDING', nextToken }));
+    const page = await client.send(new ListBuildsForProjectCommand({ projectName, nextToken }));
     const ids = page.ids ?? [];
     for (let i = 0; i < ids.length; i += BUILDS_BATCH_SIZE) {
       const out = await client.send(new BatchGetBuildsCommand({ ids: ids.slice(i, i + BUILDS_BATCH_SIZE) }));

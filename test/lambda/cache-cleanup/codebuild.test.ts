@@ -1,11 +1,9 @@
-import { BatchGetBuildsCommand, Build, CodeBuildClient, ListBuildsForProjectCommand } from '@aws-sdk/client-codebuild';
-import { mockClient } from 'aws-sdk-client-mock';
-import 'aws-sdk-client-mock-jest';
+import { Build } from '@aws-sdk/client-codebuild';
 import { readBuildUsage, refsOfBuild, usageFromBuilds } from '../../../lambda/cache-cleanup/codebuild';
+import { codeBuildError, FakeBuild, FakeCodeBuild } from '../../fakes/codebuild';
 import { DAY, HOUR, NOW } from './fixtures';
 
 const PROJECT = 'app-build';
-const codebuild = mockClient(CodeBuildClient);
 
 function build(id: string, start: number, vars: Record<string, string> = {}, end?: number): Build {
   return {
@@ -16,9 +14,13 @@ function build(id: string, start: number, vars: Record<string, string> = {}, end
   };
 }
 
-beforeEach(() => {
-  codebuild.reset();
-});
+/** `n` builds an hour apart, the newest (k = 0) starting at NOW, each reading ref `r<k>`; returned oldest first. */
+function history(n: number): FakeBuild[] {
+  return Array.from({ length: n }, (_, i) => {
+    const k = n - 1 - i;
+    return { id: `${PROJECT}:${k}`, startTime: NOW - k * HOUR, exportedEnvironmentVariables: [{ name: 'CACHE_REFS_READ', value: `r${k}` }] };
+  });
+}
 
 describe('usage from exported variables', () => {
   test('a build uses every ref it read and the ref it wrote, at its end time (start time while it runs)', () => {
@@ -41,44 +43,57 @@ describe('usage from exported variables', () => {
 
 describe('readBuildUsage', () => {
   test('reads newest first, 100 builds a BatchGetBuilds call, and stops after the first page older than the window', async () => {
-    const ids = Array.from({ length: 400 }, (_, k) => `${PROJECT}:${k}`);
-    const startOf = (k: number): number => NOW - k * HOUR; // 100 builds a page: page 3 (k = 200..299) crosses 10 days
-    codebuild.on(ListBuildsForProjectCommand).callsFake(input => {
-      const from = input.nextToken ? Number(input.nextToken) : 0;
-      return { ids: ids.slice(from, from + 100), nextToken: from + 100 < ids.length ? String(from + 100) : undefined };
-    });
-    codebuild.on(BatchGetBuildsCommand).callsFake(input => ({
-      builds: input.ids.map((id: string) => build(id, startOf(Number(id.split(':')[1])), { CACHE_REFS_READ: `r${id.split(':')[1]}` })),
-    }));
-    const usage = await readBuildUsage(new CodeBuildClient({}), PROJECT, NOW - 10 * DAY);
-    expect(codebuild).toHaveReceivedCommandTimes(ListBuildsForProjectCommand, 3);
-    expect(codebuild).toHaveReceivedCommandWith(ListBuildsForProjectCommand, { projectName: PROJECT, sortOrder: 'DESCENDING' });
-    expect(codebuild.commandCalls(BatchGetBuildsCommand).map(c => c.args[0].input.ids!.length)).toEqual([100, 100, 100]);
+    // 100 builds a page: page 3 (k = 200..299) crosses 10 days.
+    const fake = new FakeCodeBuild({ projectName: PROJECT, builds: history(400) });
+    const usage = await readBuildUsage(fake.client(), PROJECT, NOW - 10 * DAY);
+    expect(fake.callCount('ListBuildsForProject')).toBe(3);
+    expect(fake.inputsOf('BatchGetBuilds').map(i => (i.ids as string[]).length)).toEqual([100, 100, 100]);
     expect(usage.historyAvailable).toBe(true);
     expect(usage.buildsRead).toBe(300);
     expect(usage.lastUseByTag.get('r0')).toBe(NOW);
+    expect(usage.lastUseByTag.has('r299')).toBe(true);
     expect(usage.lastUseByTag.has('r300')).toBe(false);
   });
 
+  test('never sends sortOrder: the default order is already newest first', async () => {
+    const fake = new FakeCodeBuild({ projectName: PROJECT, builds: history(250) });
+    await readBuildUsage(fake.client(), PROJECT, NOW - 30 * DAY);
+    const inputs = fake.inputsOf('ListBuildsForProject');
+    expect(inputs).toHaveLength(3);
+    for (const input of inputs) {
+      expect(input.sortOrder).toBeUndefined();
+      expect(input.projectName).toBe(PROJECT);
+    }
+    expect(inputs[0].nextToken).toBeUndefined();
+    expect(inputs[1].nextToken).toEqual(expect.any(String));
+  });
+
+  test('reads a project with more than 100 builds, which a sortOrder would make CodeBuild refuse', async () => {
+    // Before the fix every run sent sortOrder and CodeBuild answered InvalidInputException: history unreadable, fail safe, forever.
+    const fake = new FakeCodeBuild({ projectName: PROJECT, builds: history(150) });
+    const usage = await readBuildUsage(fake.client(), PROJECT, NOW - 30 * DAY);
+    expect(usage.buildsRead).toBe(150);
+    expect(usage.lastUseByTag.get('r149')).toBe(NOW - 149 * HOUR);
+    expect(fake.callCount('ListBuildsForProject')).toBe(2);
+  });
+
   test('reads the whole history when it is all inside the window, and an empty history is not an error', async () => {
-    codebuild.on(ListBuildsForProjectCommand)
-      .resolvesOnce({ ids: ['a', 'b'], nextToken: 't' })
-      .resolvesOnce({ ids: ['c'] });
-    codebuild.on(BatchGetBuildsCommand).callsFake(input => ({ builds: input.ids.map((id: string) => build(id, NOW - HOUR)), buildsNotFound: [] }));
-    expect((await readBuildUsage(new CodeBuildClient({}), PROJECT, NOW - DAY)).buildsRead).toBe(3);
-    codebuild.reset();
-    codebuild.on(ListBuildsForProjectCommand).resolves({ ids: [] });
-    const empty = await readBuildUsage(new CodeBuildClient({}), PROJECT, NOW - DAY);
-    expect([empty.buildsRead, empty.lastUseByTag.size]).toEqual([0, 0]);
-    expect(codebuild).toHaveReceivedCommandTimes(BatchGetBuildsCommand, 0);
+    const fake = new FakeCodeBuild({ projectName: PROJECT, builds: history(3) });
+    expect((await readBuildUsage(fake.client(), PROJECT, NOW - DAY)).buildsRead).toBe(3);
+    const empty = new FakeCodeBuild({ projectName: PROJECT });
+    const read = await readBuildUsage(empty.client(), PROJECT, NOW - DAY);
+    expect([read.buildsRead, read.lastUseByTag.size]).toEqual([0, 0]);
+    expect(empty.callCount('BatchGetBuilds')).toBe(0);
   });
 
   test('an unreadable history throws (the handler fails safe on it)', async () => {
-    codebuild.on(ListBuildsForProjectCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
-    await expect(readBuildUsage(new CodeBuildClient({}), PROJECT, NOW - DAY)).rejects.toThrow(/not authorized/);
-    codebuild.reset();
-    codebuild.on(ListBuildsForProjectCommand).resolves({ ids: ['a'] });
-    codebuild.on(BatchGetBuildsCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
-    await expect(readBuildUsage(new CodeBuildClient({}), PROJECT, NOW - DAY)).rejects.toThrow(/Rate exceeded/);
+    const denied = new FakeCodeBuild({ projectName: PROJECT, builds: history(1) })
+      .failCall('ListBuildsForProject', codeBuildError('AccessDeniedException', 'not authorized'));
+    await expect(readBuildUsage(denied.client(), PROJECT, NOW - DAY)).rejects.toThrow(/not authorized/);
+    const throttled = new FakeCodeBuild({ projectName: PROJECT, builds: history(1) })
+      .failCall('BatchGetBuilds', codeBuildError('ThrottlingException', 'Rate exceeded'));
+    await expect(readBuildUsage(throttled.client(), PROJECT, NOW - DAY)).rejects.toThrow(/Rate exceeded/);
+    const missing = new FakeCodeBuild({ projectName: 'other-project' });
+    await expect(readBuildUsage(missing.client(), PROJECT, NOW - DAY)).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
   });
 });

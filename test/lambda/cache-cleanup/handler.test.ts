@@ -1,44 +1,39 @@
-import { BatchGetBuildsCommand, CodeBuildClient, ListBuildsForProjectCommand } from '@aws-sdk/client-codebuild';
-import { BatchDeleteImageCommand, BatchGetImageCommand, DescribeImagesCommand, ECRClient, ImageDetail } from '@aws-sdk/client-ecr';
-import { mockClient } from 'aws-sdk-client-mock';
-import 'aws-sdk-client-mock-jest';
+import * as codebuildAdapter from '../../../lambda/cache-cleanup/codebuild';
 import { CleanupConfig, resolvePolicy } from '../../../lambda/cache-cleanup/config';
 import { CleanupPolicy, DeleteReason, KeepReason } from '../../../lambda/cache-cleanup/contract';
+import * as ecrAdapter from '../../../lambda/cache-cleanup/ecr';
 import { handler, runCleanup } from '../../../lambda/cache-cleanup/index';
 import { CleanupReport } from '../../../lambda/cache-cleanup/report';
+import { codeBuildError, FakeCodeBuild } from '../../fakes/codebuild';
+import { ecrError, FakeEcr, FakeImage, OCI_INDEX } from '../../fakes/ecr';
 import { DAY, digestOf, HOUR, NOW } from './fixtures';
 
-const ecr = mockClient(ECRClient);
-const codebuild = mockClient(CodeBuildClient);
-
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-
-function detail(name: string, tags: string[], ageDays: number, fields: Partial<ImageDetail> = {}): ImageDetail {
-  return {
-    imageDigest: digestOf(name), imageTags: tags, imageSizeInBytes: 1000, imagePushedAt: new Date(NOW - ageDays * DAY),
-    imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json', ...fields,
-  };
+function manifest(name: string, tags: string[], ageDays: number, fields: Partial<Omit<FakeImage, 'digest'>> = {}): FakeImage {
+  return { digest: digestOf(name), tags, sizeBytes: 1000, pushedAt: NOW - ageDays * DAY, ...fields };
 }
 
 /**
  * main and feat: read by a recent no-op build, pushed long ago. old-a, old-b: idle. Two overwritten manifests.
  * multi: a fresh index with an old child. old-multi: an idle index with its child.
  */
-const REPOSITORY: ImageDetail[] = [
-  detail('main', ['main'], 40),
-  detail('feat', ['feat'], 40),
-  detail('old-a', ['old-a'], 30),
-  detail('old-b', ['old-b'], 30),
-  detail('overwritten-1', [], 3),
-  detail('overwritten-2', [], 3),
-  detail('idx', ['multi'], 1, { imageManifestMediaType: OCI_INDEX }),
-  detail('idx-child', [], 10),
-  detail('old-idx', ['old-multi'], 20, { imageManifestMediaType: OCI_INDEX }),
-  detail('old-idx-child', [], 20),
+const REPOSITORY: FakeImage[] = [
+  manifest('main', ['main'], 40),
+  manifest('feat', ['feat'], 40),
+  manifest('old-a', ['old-a'], 30),
+  manifest('old-b', ['old-b'], 30),
+  manifest('overwritten-1', [], 3),
+  manifest('overwritten-2', [], 3),
+  manifest('idx', ['multi'], 1, { mediaType: OCI_INDEX, children: [digestOf('idx-child')] }),
+  manifest('idx-child', [], 10),
+  manifest('old-idx', ['old-multi'], 20, { mediaType: OCI_INDEX, children: [digestOf('old-idx-child')] }),
+  manifest('old-idx-child', [], 20),
 ];
 
+let ecr: FakeEcr;
+let codebuild: FakeCodeBuild;
+
 function deletedInOrder(): string[][] {
-  return ecr.commandCalls(BatchDeleteImageCommand).map(c => c.args[0].input.imageIds!.map(i => i.imageDigest!));
+  return ecr.inputsOf('BatchDeleteImage').map(input => (input.imageIds as { imageDigest: string }[]).map(i => i.imageDigest));
 }
 
 function config(policy: Partial<CleanupPolicy> = {}, dryRun = false): CleanupConfig {
@@ -50,7 +45,7 @@ function config(policy: Partial<CleanupPolicy> = {}, dryRun = false): CleanupCon
 
 function run(cfg: CleanupConfig): { lines: string[]; result: Promise<CleanupReport> } {
   const lines: string[] = [];
-  const result = runCleanup(cfg, { ecr: new ECRClient({}), codebuild: new CodeBuildClient({}), now: () => NOW, log: l => lines.push(l) });
+  const result = runCleanup(cfg, { ecr: ecr.client(), codebuild: codebuild.client(), now: () => NOW, log: l => lines.push(l) });
   return { lines, result };
 }
 
@@ -60,20 +55,11 @@ function parsed(lines: string[]): { report: CleanupReport; emf: Record<string, u
 }
 
 beforeEach(() => {
-  ecr.reset();
-  codebuild.reset();
-  ecr.on(DescribeImagesCommand).resolves({ imageDetails: REPOSITORY });
-  ecr.on(BatchGetImageCommand).resolves({
-    images: [
-      { imageId: { imageDigest: digestOf('idx') }, imageManifest: JSON.stringify({ manifests: [{ digest: digestOf('idx-child') }] }) },
-      { imageId: { imageDigest: digestOf('old-idx') }, imageManifest: JSON.stringify({ manifests: [{ digest: digestOf('old-idx-child') }] }) },
-    ],
-  });
-  ecr.on(BatchDeleteImageCommand).callsFake(input => ({ imageIds: input.imageIds }));
-  codebuild.on(ListBuildsForProjectCommand).resolves({ ids: ['app-build:1'] });
-  codebuild.on(BatchGetBuildsCommand).resolves({
+  ecr = new FakeEcr({ repositoryName: 'app-cache', images: REPOSITORY });
+  codebuild = new FakeCodeBuild({
+    projectName: 'app-build',
     builds: [{
-      id: 'app-build:1', startTime: new Date(NOW - 2 * HOUR), endTime: new Date(NOW - HOUR),
+      id: 'app-build:1', startTime: NOW - 2 * HOUR, endTime: NOW - HOUR,
       exportedEnvironmentVariables: [{ name: 'CACHE_REFS_READ', value: 'feat,main' }, { name: 'CACHE_REF_WRITTEN', value: '' }],
     }],
   });
@@ -88,6 +74,8 @@ describe('runCleanup', () => {
     expect(calls).toHaveLength(2);
     expect(calls[0]).toContain(digestOf('old-idx'));
     expect(calls[1]).toEqual([digestOf('old-idx-child')]);
+    // ECR accepted every call: what is left is what the plan kept.
+    expect(ecr.images().map(i => i.digest).sort()).toEqual(['main', 'feat', 'idx', 'idx-child'].map(digestOf).sort());
 
     const { report, emf } = parsed(lines);
     expect(report).toEqual(returned);
@@ -117,7 +105,7 @@ describe('runCleanup', () => {
   test('dry run: reports what it would delete and deletes nothing', async () => {
     const { lines, result } = run(config({}, true));
     await result;
-    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+    expect(ecr.callCount('BatchDeleteImage')).toBe(0);
     const { report, emf } = parsed(lines);
     expect(report).toMatchObject({ dryRun: true, planned: 6, deleted: 0, bytesReclaimed: 0, plannedByReason: { idle: 3, 'untagged-past-grace': 3 } });
     expect(emf[0]).toMatchObject({ ImagesDeleted: 0, ImagesPlannedForDeletion: 6, CacheRepositoryBytes: 8000 });
@@ -126,7 +114,7 @@ describe('runCleanup', () => {
   test('blast radius: refuses to delete more than the fraction of the tagged images, deletes nothing, and says why', async () => {
     const { lines, result } = run(config({ maxDeleteFraction: 0.25 }));
     await result;
-    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+    expect(ecr.callCount('BatchDeleteImage')).toBe(0);
     const { report, emf } = parsed(lines);
     expect(report.refused).toMatch(/would delete 3 of 6 tagged images \(50\.0%\), more than maxDeleteFraction 0\.25/);
     expect(report).toMatchObject({ planned: 0, deleted: 0, keptByReason: { [KeepReason.REFUSED_LARGE_DELETE]: 6 } });
@@ -141,7 +129,7 @@ describe('runCleanup', () => {
   });
 
   test('fails safe when the build history cannot be read: keeps every tagged image, reports why', async () => {
-    codebuild.on(ListBuildsForProjectCommand).rejects(Object.assign(new Error('User is not authorized'), { name: 'AccessDeniedException' }));
+    codebuild.failCall('ListBuildsForProject', codeBuildError('AccessDeniedException', 'User is not authorized'));
     const { lines, result } = run(config());
     await result;
     // old-idx-child is untagged and past grace, but its index is tagged, hence kept.
@@ -155,10 +143,7 @@ describe('runCleanup', () => {
 
   test('reports partial delete failures without throwing', async () => {
     const failing = digestOf('old-a');
-    ecr.on(BatchDeleteImageCommand).callsFake((input: { imageIds: { imageDigest: string }[] }) => ({
-      imageIds: input.imageIds.filter(i => i.imageDigest !== failing),
-      failures: input.imageIds.filter(i => i.imageDigest === failing).map(imageId => ({ imageId, failureCode: 'KmsError', failureReason: 'kms unavailable' })),
-    }));
+    ecr.failImage('BatchDeleteImage', failing, 'KmsError', 'kms unavailable');
     const { lines, result } = run(config());
     const report = await result;
     expect(report).toMatchObject({ deleted: 5, failures: 1, failureCodes: { KmsError: 1 }, bytesReclaimed: 4000 });
@@ -167,7 +152,7 @@ describe('runCleanup', () => {
   });
 
   test('throws when every deletion fails, after logging the report and metrics', async () => {
-    ecr.on(BatchDeleteImageCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDeniedException' }));
+    ecr.failCall('BatchDeleteImage', ecrError('AccessDeniedException', 'denied'));
     const { lines, result } = run(config());
     await expect(result).rejects.toThrow(/all 6 deletions failed \(\{"AccessDeniedException":6\}\)/);
     expect(parsed(lines).report).toMatchObject({ deleted: 0, failures: 6 });
@@ -175,31 +160,28 @@ describe('runCleanup', () => {
   });
 
   test('throws when the repository cannot be read', async () => {
-    ecr.on(DescribeImagesCommand).rejects(Object.assign(new Error('gone'), { name: 'RepositoryNotFoundException' }));
+    ecr = new FakeEcr({ repositoryName: 'other-repository' });
     const { lines, result } = run(config());
-    await expect(result).rejects.toThrow(/cannot read repository app-cache: RepositoryNotFoundException: gone/);
+    await expect(result).rejects.toThrow(/cannot read repository app-cache: RepositoryNotFoundException: The repository with name 'app-cache'/);
     expect(lines).toEqual([]);
   });
 
   test('an index it cannot read blocks every deletion, and the metric says so', async () => {
-    ecr.on(BatchGetImageCommand).resolves({
-      images: [{ imageId: { imageDigest: digestOf('idx') }, imageManifest: JSON.stringify({ manifests: [{ digest: digestOf('idx-child') }] }) }],
-      failures: [{ imageId: { imageDigest: digestOf('old-idx') }, failureCode: 'KmsError', failureReason: 'kms unavailable' }],
-    });
+    ecr.failImage('BatchGetImage', digestOf('old-idx'), 'KmsError', 'kms unavailable');
     const { lines, result } = run(config({ idleTimeoutSeconds: 25 * 24 * 3600 }));
     const report = await result;
     // old-idx is kept under this idle timeout and could be the parent of anything: old-a, old-b, both overwritten
     // manifests and old-idx-child all wait.
     expect(report).toMatchObject({ planned: 0, deleted: 0, indexReadFailures: 1, keptByReason: { [KeepReason.INDEX_CHILDREN_UNKNOWN]: 5 } });
-    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+    expect(ecr.callCount('BatchDeleteImage')).toBe(0);
     expect(parsed(lines).emf[0]).toMatchObject({ IndexReadFailures: 1 });
   });
 
   test('an empty repository is a quiet run', async () => {
-    ecr.on(DescribeImagesCommand).resolves({ imageDetails: [] });
+    ecr = new FakeEcr({ repositoryName: 'app-cache' });
     const report = await run(config()).result;
     expect(report).toMatchObject({ scanned: 0, deleted: 0, planned: 0 });
-    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+    expect(ecr.callCount('BatchDeleteImage')).toBe(0);
   });
 });
 
@@ -216,6 +198,11 @@ describe('handler', () => {
       CACHE_REPOSITORY_NAME: 'app-cache', PROJECT_NAME: 'app-build', DRY_RUN: 'true', METRICS_NAMESPACE: 'Env/Cache',
       POLICY: JSON.stringify({ defaultBranchTag: 'main', maxDeleteFraction: 1 }), AWS_REGION: 'us-east-1',
     });
+    // handler() makes its own clients: answer them from the fakes.
+    const makeEcr = ecrAdapter.createEcrClient;
+    const makeCodeBuild = codebuildAdapter.createCodeBuildClient;
+    jest.spyOn(ecrAdapter, 'createEcrClient').mockImplementation(cfg => ecr.attach(makeEcr(cfg)));
+    jest.spyOn(codebuildAdapter, 'createCodeBuildClient').mockImplementation(cfg => codebuild.attach(makeCodeBuild(cfg)));
     const written: string[] = [];
     jest.spyOn(process.stdout, 'write').mockImplementation(chunk => {
       written.push(String(chunk));
@@ -231,7 +218,7 @@ describe('handler', () => {
     for (const line of written) expect(line.endsWith('\n')).toBe(true);
     expect(JSON.parse(written[0]).message).toBe('cache-cleanup report');
     expect(JSON.parse(written[1])._aws.CloudWatchMetrics[0].Namespace).toBe('Env/Cache');
-    expect(ecr).toHaveReceivedCommandTimes(BatchDeleteImageCommand, 0);
+    expect(ecr.callCount('BatchDeleteImage')).toBe(0);
   });
 
   test('throws on a bad environment instead of guessing', async () => {
