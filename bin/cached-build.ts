@@ -1,18 +1,21 @@
 #!/usr/bin/env node
-import { BuildScript } from '../lib/build-script/build-script';
+import { BuildScript, BuildScriptOptions, MAX_INLINE_BUILDSPEC_LENGTH } from '../lib/build-script/build-script';
 import { invalidBranchReason } from '../lib/build-script/cache-refs';
 import { StrategyName } from '../lib/build-script/engine';
 
-const USAGE = `Usage: cached-build <script|buildspec> [flags]
+const USAGE = `Usage: cached-build <script|env|buildspec> [flags]
 
 Prints the cached image build for reuse outside the CDK construct:
-  script      a standalone bash script (run it in any CI with docker/buildx or buildah)
-  buildspec   a CodeBuild buildspec.yml
+  script      the standalone bash script of a strategy (takes --strategy only). It reads its whole
+              configuration from environment variables: the script is the same for every project.
+  env         the configuration the flags describe, as NAME=value lines (docker --env-file,
+              GitHub Actions' $GITHUB_ENV, a CI's variables); values are raw: do not source it
+  buildspec   a CodeBuild buildspec.yml: the script, with the configuration in env.variables
 
 Flags:
   --strategy registry|inline|buildah   cache strategy (default registry)
-  --app-repo URI                       app image repository (default: $APP_REPOSITORY_URI at build time)
-  --cache-repo URI                     cache repository (default: $CACHE_REPOSITORY_URI at build time)
+  --app-repo URI                       app image repository (else APP_REPOSITORY_URI at build time)
+  --cache-repo URI                     cache repository (else CACHE_REPOSITORY_URI at build time)
   --dockerfile PATH                    Dockerfile, relative to the source root (default Dockerfile)
   --context DIR                        build context (default .)
   --default-branch NAME                branch whose cache all branches fall back to (default main)
@@ -22,6 +25,7 @@ Flags:
   --target STAGE                       target stage
   --platform OS/ARCH                   target platform
   --buildkit-image IMAGE               BuildKit image for the docker-container builder (registry)
+  --no-reuse-existing-image            build even when the tag already exists in the app repository
   -h, --help                           this text
 `;
 
@@ -29,6 +33,9 @@ Flags:
 export class UsageError extends Error {}
 
 const STRATEGIES: readonly StrategyName[] = ['registry', 'inline', 'buildah'];
+const COMMANDS = ['script', 'env', 'buildspec'] as const;
+/** What `script` takes: everything else configures a build, which the script reads from its environment. */
+const SCRIPT_FLAGS = new Set(['--strategy']);
 const REPO_URI = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+$/;
 
 export interface CliResult {
@@ -42,13 +49,30 @@ export function runCli(argv: readonly string[]): CliResult {
   try {
     if (argv.includes('-h') || argv.includes('--help')) return { stdout: USAGE, stderr: '', exitCode: 0 };
     const [command, ...rest] = argv;
-    if (command === undefined) throw new UsageError('missing command: expected script or buildspec');
-    if (command !== 'script' && command !== 'buildspec') {
-      throw new UsageError(`unknown command '${command}': expected script or buildspec`);
+    if (command === undefined) throw new UsageError('missing command: expected script, env or buildspec');
+    if (!(COMMANDS as readonly string[]).includes(command)) {
+      throw new UsageError(`unknown command '${command}': expected script, env or buildspec`);
     }
-    const opts = parseFlags(rest);
-    const bs = new BuildScript(opts);
-    return { stdout: command === 'script' ? bs.renderScript() : bs.renderBuildSpecYaml(), stderr: '', exitCode: 0 };
+    const { options, flags } = parseFlags(rest);
+    const bs = new BuildScript(options);
+    if (command === 'script') {
+      const config = flags.filter(f => !SCRIPT_FLAGS.has(f));
+      if (config.length > 0) {
+        throw new UsageError(`script takes --strategy only: the script reads its configuration from the environment; `
+          + `print the variables for ${config.join(' ')} with 'cached-build env'`);
+      }
+      return { stdout: bs.renderScript(), stderr: '', exitCode: 0 };
+    }
+    if (command === 'env') {
+      const env = bs.environment();
+      return { stdout: Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''), stderr: '', exitCode: 0 };
+    }
+    const yaml = bs.renderBuildSpecYaml(undefined, bs.environment());
+    const stderr = yaml.length > MAX_INLINE_BUILDSPEC_LENGTH
+      ? `cached-build: note: this buildspec is ${yaml.length} characters: commit it as a file in your source (buildspec.yml); `
+        + `CodeBuild refuses an inline buildspec over ${MAX_INLINE_BUILDSPEC_LENGTH}\n`
+      : '';
+    return { stdout: yaml, stderr, exitCode: 0 };
   } catch (e) {
     if (e instanceof UsageError) {
       return { stdout: '', stderr: `cached-build: ${e.message}\nRun 'cached-build --help' for the flags.\n`, exitCode: 2 };
@@ -59,8 +83,8 @@ export function runCli(argv: readonly string[]): CliResult {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-function parseFlags(args: readonly string[]): ConstructorParameters<typeof BuildScript>[0] {
-  const o: Mutable<ConstructorParameters<typeof BuildScript>[0]> = { strategy: 'registry' };
+function parseFlags(args: readonly string[]): { options: BuildScriptOptions; flags: string[] } {
+  const o: Mutable<BuildScriptOptions> = { strategy: 'registry' };
   const readOnly: string[] = [];
   const buildArgs: Record<string, string> = {};
   const seen = new Set<string>();
@@ -73,6 +97,7 @@ function parseFlags(args: readonly string[]): ConstructorParameters<typeof Build
       const v = inline ?? args[++i];
       if (v === undefined || (inline === undefined && v.startsWith('--'))) throw new UsageError(`${flag} needs a value`);
       if (v.length === 0) throw new UsageError(`${flag} must not be empty`);
+      if (/[\n\r]/.test(v)) throw new UsageError(`${flag} must be one line, got ${JSON.stringify(v)}`);
       return v;
     };
     const repeatable = flag === '--read-only-branch' || flag === '--build-arg';
@@ -98,7 +123,12 @@ function parseFlags(args: readonly string[]): ConstructorParameters<typeof Build
         o.defaultBranch = v;
         break;
       }
-      case '--read-only-branch': readOnly.push(value()); break;
+      case '--read-only-branch': {
+        const v = value();
+        if (/\s/.test(v)) throw new UsageError(`--read-only-branch must be a glob without whitespace, got '${v}'`);
+        readOnly.push(v);
+        break;
+      }
       case '--no-cache-write':
         if (inline !== undefined) throw new UsageError('--no-cache-write takes no value');
         o.cacheWrite = false;
@@ -126,14 +156,23 @@ function parseFlags(args: readonly string[]): ConstructorParameters<typeof Build
         o.platform = v;
         break;
       }
-      case '--buildkit-image': o.buildkitImage = value(); break;
+      case '--buildkit-image': {
+        const v = value();
+        if (!/^[^\s-]\S*$/.test(v)) throw new UsageError(`--buildkit-image must be an image reference, got '${v}'`);
+        o.buildkitImage = v;
+        break;
+      }
+      case '--no-reuse-existing-image':
+        if (inline !== undefined) throw new UsageError('--no-reuse-existing-image takes no value');
+        o.reuseExistingImage = false;
+        break;
       default:
         throw new UsageError(raw.startsWith('-') ? `unknown flag '${flag}'` : `unexpected argument '${raw}'`);
     }
   }
   if (readOnly.length > 0) o.readOnlyBranches = readOnly;
   if (Object.keys(buildArgs).length > 0) o.buildArgs = buildArgs;
-  return o;
+  return { options: o, flags: [...seen] };
 }
 
 function repoUri(flag: string, v: string): string {
@@ -145,6 +184,8 @@ function repoUri(flag: string, v: string): string {
 
 function relativePath(flag: string, v: string): string {
   if (v.startsWith('/')) throw new UsageError(`${flag} must be relative to the source root, got '${v}'`);
+  // An engine would read a leading - as one of its options.
+  if (v.startsWith('-')) throw new UsageError(`${flag} must not start with -, got '${v}'`);
   if (v.split('/').includes('..')) throw new UsageError(`${flag} must stay inside the source root, got '${v}'`);
   return v;
 }

@@ -1,5 +1,8 @@
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
-import { CfnResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { CfnResource, Duration, Fn, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
@@ -9,10 +12,12 @@ import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { DEFAULT_METRICS_NAMESPACE } from '../lambda/cache-cleanup/contract';
-import { BuildScript } from './build-script/build-script';
+import { assertInlineBuildSpecFits, BuildScript, ScriptDelivery } from './build-script/build-script';
+import { BUILD_ARG_NAME, SECRET_ID } from './build-script/config';
 import { invalidBranchReason } from './build-script/cache-refs';
 import { CacheCleanup } from './cache-cleanup';
 import { CacheCleanupOptions, validateCleanupOptions } from './cache-cleanup-options';
@@ -70,7 +75,19 @@ export interface CachedImageBuildProps {
   /** Container name in imagedefinitions.json (ECS standard deployments). @default 'app' */
   readonly containerName?: string;
 
-  /** CodeBuild image; must run Docker (privileged) for the docker strategies. @default LinuxBuildImage.STANDARD_7_0 */
+  /**
+   * Whether a build whose tag already exists in the app repository (a re-run of the same commit, "Release change")
+   * reuses that image instead of building: ECR refuses a second push to an immutable tag, even of the same digest.
+   * Turn it off only with a mutable app repository and a moving `IMAGE_TAG`.
+   * @default true
+   */
+  readonly reuseExistingImage?: boolean;
+
+  /**
+   * CodeBuild image; must run Docker (privileged) for the docker strategies, and have (or install with apt-get/dnf)
+   * buildah 1.27 or later for the buildah strategy.
+   * @default LinuxBuildImage.STANDARD_7_0, or LinuxBuildImage.STANDARD_8_0 for the buildah strategy (Ubuntu 24.04, buildah 1.33)
+   */
   readonly buildImage?: codebuild.IBuildImage;
 
   /** CodeBuild compute type. @default ComputeType.SMALL */
@@ -82,7 +99,7 @@ export interface CachedImageBuildProps {
   /** Subnets in `vpc`. @default - private subnets */
   readonly subnetSelection?: ec2.SubnetSelection;
 
-  /** Build timeout, 5 minutes to 8 hours. @default Duration.hours(1) */
+  /** Build timeout, 5 minutes to 36 hours. @default Duration.hours(1) */
   readonly timeout?: Duration;
 
   /** Retention of the build logs. @default RetentionDays.ONE_MONTH */
@@ -140,9 +157,13 @@ export interface CachedImageBuildActionOptions {
 
 const STAGE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?(,[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?)*$/;
-const VARIABLE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const SECRET_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const CONTAINER = /^[A-Za-z0-9_-]{1,255}$/;
+/** CodeBuild project names (CreateProject): 2–150 characters (see test/aws-contract.md). */
+const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{1,149}$/;
+/** CodeBuild's timeoutInMinutes range (CreateProject): 5 minutes to 36 hours. */
+const TIMEOUT_MINUTES = { min: 5, max: 2160 };
+/** The CodeBuild standard images whose Ubuntu packages a buildah without --cache-from/--cache-to (before 1.27). */
+const OLD_BUILDAH_IMAGES = ['aws/codebuild/standard:5.0', 'aws/codebuild/standard:6.0', 'aws/codebuild/standard:7.0'];
 
 /**
  * A CodeBuild project that builds a container image with a remote layer cache that works on every build,
@@ -184,18 +205,17 @@ export class CachedImageBuild extends Construct {
     this.cacheRepository = repos.cacheRepository;
 
     const secretEnv: Record<string, string> = {};
-    const environmentVariables: Record<string, codebuild.BuildEnvironmentVariable> = {
-      APP_REPOSITORY_URI: { value: this.appRepository.repositoryUri },
-      CACHE_REPOSITORY_URI: { value: this.cacheRepository.repositoryUri },
-    };
+    const secretVariables: Record<string, codebuild.BuildEnvironmentVariable> = {};
     Object.entries(props.buildSecrets ?? {}).forEach(([secretId, secret], i) => {
       const name = `CIB_SECRET_${i}`;
       secretEnv[secretId] = name;
-      environmentVariables[name] = { type: codebuild.BuildEnvironmentVariableType.SECRETS_MANAGER, value: secret.secretArn };
+      secretVariables[name] = { type: codebuild.BuildEnvironmentVariableType.SECRETS_MANAGER, value: secret.secretArn };
     });
 
     this.buildScript = new BuildScript({
       strategy: this.strategy._scriptStrategy,
+      appRepositoryUri: this.appRepository.repositoryUri,
+      cacheRepositoryUri: this.cacheRepository.repositoryUri,
       dockerfile,
       context,
       defaultBranch: props.defaultBranch,
@@ -208,15 +228,30 @@ export class CachedImageBuild extends Construct {
       buildkitImage: this.strategy.kind === CacheStrategyKind.REGISTRY ? this.strategy.buildkitImage : undefined,
       containerName: props.containerName,
       metrics,
+      reuseExistingImage: props.reuseExistingImage,
     });
+
+    // The script is the same for every project of a strategy; it reaches the build as an S3 asset, checked by its hash,
+    // and the project's buildspec stays a page long (CodeBuild refuses an inline buildspec over 25,600 characters).
+    const script = new s3assets.Asset(this, 'Script', { path: writeScriptFile(this.buildScript.renderScript()) });
+    const buildSpecObject = this.buildScript.renderBuildSpecObject(ScriptDelivery.S3);
+    assertInlineBuildSpecFits(codebuild.BuildSpec.fromObjectToYaml(buildSpecObject).toBuildSpec(), this.node.path);
+    // Configuration reaches the script as project environment variables: a token stays a value, never script text.
+    const environmentVariables: Record<string, codebuild.BuildEnvironmentVariable> = {
+      CIB_SCRIPT_URL: { value: script.s3ObjectUrl },
+      CIB_SCRIPT_SHA256: { value: this.buildScript.scriptSha256() },
+      ...Object.fromEntries(Object.entries(this.buildScript.environment(joinWords)).map(([k, v]) => [k, { value: v }])),
+      ...secretVariables,
+    };
 
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH });
     const common: codebuild.ProjectProps = {
       projectName: props.projectName,
       description: `Container image build with a ${this.strategy.kind} layer cache (cdk-cached-image-build)`,
-      buildSpec: codebuild.BuildSpec.fromObjectToYaml(this.buildScript.renderBuildSpecObject()),
+      buildSpec: codebuild.BuildSpec.fromObjectToYaml(buildSpecObject),
       environment: {
-        buildImage: props.buildImage ?? codebuild.LinuxBuildImage.STANDARD_7_0,
+        buildImage: props.buildImage ?? (this.strategy.kind === CacheStrategyKind.BUILDAH
+          ? codebuild.LinuxBuildImage.STANDARD_8_0 : codebuild.LinuxBuildImage.STANDARD_7_0),
         computeType: props.computeType,
         privileged: true,
       },
@@ -233,6 +268,11 @@ export class CachedImageBuild extends Construct {
 
     this.appRepository.grantPullPush(this.project);
     this.cacheRepository.grantPullPush(this.project);
+    // The one object the build reads, not the whole asset bucket.
+    this.project.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject'],
+      resources: [script.bucket.arnForObjects(script.s3ObjectKey)],
+    }));
     for (const secret of Object.values(props.buildSecrets ?? {})) secret.grantRead(this.project);
     if (metrics) {
       // PutMetricData has no resource-level permissions: the namespace condition is the scope.
@@ -369,7 +409,7 @@ export class CachedImageBuild extends Construct {
       fail('readOnlyBranches has no effect when cacheWrite is false: remove one of them');
     }
     for (const k of Object.keys(props.buildArgs ?? {})) {
-      if (!VARIABLE.test(k)) fail(`buildArgs key '${k}' is not a valid variable name`);
+      if (!BUILD_ARG_NAME.test(k)) fail(`buildArgs key '${k}' is not a valid variable name`);
     }
     for (const k of Object.keys(props.buildSecrets ?? {})) {
       if (!SECRET_ID.test(k)) fail(`buildSecrets id '${k}' must be 1-64 of [A-Za-z0-9_.-]`);
@@ -385,8 +425,19 @@ export class CachedImageBuild extends Construct {
       fail(`containerName must be 1-255 of [A-Za-z0-9_-], got '${props.containerName}'`);
     }
     const t = props.timeout;
-    if (t && !t.isUnresolved() && (t.toMinutes({ integral: false }) < 5 || t.toMinutes({ integral: false }) > 480)) {
-      fail(`timeout must be between 5 minutes and 8 hours, got ${t.toHumanString()}`);
+    if (t && !t.isUnresolved()) {
+      const minutes = t.toMinutes({ integral: false });
+      if (minutes < TIMEOUT_MINUTES.min || minutes > TIMEOUT_MINUTES.max || !Number.isInteger(minutes)) {
+        fail(`timeout must be a whole number of minutes from 5 minutes to 36 hours, got ${t.toHumanString()}`);
+      }
+    }
+    if (props.projectName !== undefined && !Token.isUnresolved(props.projectName) && !PROJECT_NAME.test(props.projectName)) {
+      fail(`projectName must be 2-150 of [A-Za-z0-9_-] starting with a letter or digit, got '${props.projectName}'`);
+    }
+    const image = props.buildImage?.imageId;
+    if (this.strategy.kind === CacheStrategyKind.BUILDAH && image !== undefined && OLD_BUILDAH_IMAGES.includes(image)) {
+      fail(`buildImage ${image} is Ubuntu 22.04 or older, whose buildah (1.23 on 22.04) has no --cache-from/--cache-to `
+        + '(buildah 1.27 or later): use LinuxBuildImage.STANDARD_8_0 (the default for the buildah strategy)');
     }
     if (props.subnetSelection && !props.vpc) fail('subnetSelection needs vpc');
     if (props.appRepository && props.repositoryOptions?.appRepositoryName !== undefined) {
@@ -399,4 +450,25 @@ export class CachedImageBuild extends Construct {
     validateObservabilityOptions(this.node.path, props.metrics ?? true, props.cacheHitAlarm ?? {}, props.dashboard ?? {});
     return { context, dockerfile };
   }
+}
+
+/** A list as one space-separated value; a token list stays a token (`Fn::Join`). */
+function joinWords(values: readonly string[]): string {
+  return Token.isUnresolved(values) ? Fn.join(' ', values as string[]) : values.join(' ');
+}
+
+/**
+ * Writes the script where an asset can read it: a directory named by its hash under the system temp dir, so that
+ * repeated synths reuse one file and different scripts never share one.
+ */
+function writeScriptFile(text: string): string {
+  const dir = path.join(os.tmpdir(), 'cdk-cached-image-build', createHash('sha256').update(text).digest('hex'));
+  const file = path.join(dir, 'cached-build.sh');
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(dir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, text, { mode: 0o644 });
+    fs.renameSync(tmp, file);
+  }
+  return file;
 }

@@ -20,7 +20,7 @@ function acknowledgements(scope: IConstruct): Array<{ id: string; reason: string
 
 /** The template with asset hashes and other run-dependent values blanked. */
 function stable(t: Template): unknown {
-  return JSON.parse(JSON.stringify(t.toJSON()).replace(/[0-9a-f]{64}(\.zip)?/g, 'HASH'));
+  return JSON.parse(JSON.stringify(t.toJSON()).replace(/[0-9a-f]{64}(\.zip|\.sh)?/g, 'HASH'));
 }
 
 describe('the example pipeline app', () => {

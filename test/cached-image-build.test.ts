@@ -1,4 +1,4 @@
-import { App, CfnWaitConditionHandle, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, CfnWaitConditionHandle, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
@@ -7,9 +7,11 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { parse } from 'yaml';
 import { CachedImageBuild, CachedImageBuildProps, CacheStrategy, EXPORTED_VARIABLES } from '../lib';
+import { ScriptDelivery } from '../lib/build-script/build-script';
 import { projectStatements, Statement, synth } from './synth';
 
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
@@ -62,14 +64,44 @@ describe('created repositories', () => {
 });
 
 describe('the CodeBuild project', () => {
-  test('is privileged, runs the rendered buildspec, gets the repository URIs', () => {
-    const { t, build } = synth();
+  const variables = (t: Template): Record<string, unknown> => Object.fromEntries(
+    (Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties.Environment.EnvironmentVariables as Array<{ Name: string; Value: unknown }>)
+      .map(v => [v.Name, v.Value]));
+
+  test('is privileged, runs the rendered buildspec, which fetches the script asset; the configuration is in its variables', () => {
+    const { t, build, stack } = synth();
     const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
     expect(project.Environment.PrivilegedMode).toBe(true);
     expect(project.Environment.Image).toBe('aws/codebuild/standard:7.0');
-    expect(parse(project.Source.BuildSpec)).toEqual(build.buildScript.renderBuildSpecObject());
-    expect(project.Environment.EnvironmentVariables.map((v: { Name: string }) => v.Name)).toEqual(['APP_REPOSITORY_URI', 'CACHE_REPOSITORY_URI']);
+    expect(parse(project.Source.BuildSpec)).toEqual(build.buildScript.renderBuildSpecObject(ScriptDelivery.S3));
+    expect(project.Source.BuildSpec.length).toBeLessThan(3000);
+    expect(Object.keys(variables(t))).toEqual([
+      'CIB_SCRIPT_URL', 'CIB_SCRIPT_SHA256', 'APP_REPOSITORY_URI', 'CACHE_REPOSITORY_URI', 'CIB_DOCKERFILE', 'CIB_CONTEXT',
+    ]);
+    expect(variables(t).CIB_SCRIPT_SHA256).toBe(build.buildScript.scriptSha256());
+    const asset = build.node.findChild('Script') as s3assets.Asset;
+    expect(JSON.stringify(variables(t).CIB_SCRIPT_URL)).toContain(`${asset.assetHash}.sh`);
     expect(project.TimeoutInMinutes).toBe(60);
+    // The build reads that one object, nothing else of the asset bucket.
+    const s3 = projectStatements(t).filter(st => actionsOf(st).some(a => a.startsWith('s3:')));
+    expect(s3.map(st => actionsOf(st))).toEqual([['s3:GetObject']]);
+    expect(JSON.stringify(stack.resolve(s3[0].Resource))).toContain(`${asset.assetHash}.sh`);
+  });
+
+  test('every value reaches the build as a variable, tokens included: none becomes script text', () => {
+    const { t, stack, build } = synth({}, st => {
+      const p = new CfnParameter(st, 'Arg');
+      return { buildArgs: { VERSION: p.valueAsString }, target: p.valueAsString, platform: p.valueAsString, containerName: p.valueAsString,
+        readOnlyBranches: [p.valueAsString, 'pr-*'], defaultBranch: 'trunk' };
+    });
+    const v = variables(t);
+    const ref = { Ref: 'Arg' };
+    expect(v).toMatchObject({ CIB_BUILD_ARG_VERSION: ref, CIB_TARGET: ref, CIB_PLATFORM: ref, CIB_CONTAINER_NAME: ref, CIB_DEFAULT_BRANCH: 'trunk' });
+    expect(v.CIB_READ_ONLY_BRANCHES).toEqual({ 'Fn::Join': ['', [ref, ' pr-*']] });
+    const buildspec = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties.Source.BuildSpec;
+    expect(typeof buildspec).toBe('string');
+    expect(stack.resolve(buildspec)).toBe(buildspec);
+    expect(build.buildScript.renderScript()).toBe(new CachedImageBuild(new Stack(new App(), 'Other'), 'B').buildScript.renderScript());
   });
 
   test('the buildspec exports every variable the pipeline and the cleanup read', () => {
@@ -82,13 +114,21 @@ describe('the CodeBuild project', () => {
   ])('strategy %#: the buildspec is the BuildScript of that strategy', (strategy, name) => {
     const { t, build } = synth({ strategy });
     expect(build.buildScript.options.strategy).toBe(name);
+    expect(build.buildScript.renderScript()).toContain(`CIB_STRATEGY=${name}`);
+    expect(variables(t).CIB_SCRIPT_SHA256).toBe(build.buildScript.scriptSha256());
     const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
-    expect(project.Source.BuildSpec).toContain(`CIB_STRATEGY=${name}`);
+    expect(project.Environment.Image).toBe(name === 'buildah' ? 'aws/codebuild/standard:8.0' : 'aws/codebuild/standard:7.0');
   });
 
-  test('a custom BuildKit image reaches the script', () => {
-    const { build } = synth({ strategy: CacheStrategy.registry({ buildkitImage: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2' }) });
-    expect(build.buildScript.renderScript()).toContain('CIB_BUILDKIT_IMAGE=123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2');
+  test('a custom BuildKit image reaches the build', () => {
+    const { t } = synth({ strategy: CacheStrategy.registry({ buildkitImage: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2' }) });
+    expect(variables(t).CIB_BUILDKIT_IMAGE).toBe('123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2');
+  });
+
+  test('buildah on an Ubuntu 22.04 image (buildah 1.23, no remote cache) is refused at synth', () => {
+    expect(() => synth({ strategy: CacheStrategy.buildah(), buildImage: codebuild.LinuxBuildImage.STANDARD_7_0 }))
+      .toThrow(/buildImage aws\/codebuild\/standard:7.0 is Ubuntu 22.04 or older, whose buildah \(1.23 on 22.04\) has no --cache-from\/--cache-to/);
+    expect(() => synth({ strategy: CacheStrategy.buildah(), buildImage: codebuild.LinuxBuildImage.STANDARD_8_0 })).not.toThrow();
   });
 
   test('the role can push only to its two repositories; on * only GetAuthorizationToken and PutMetricData in our namespace', () => {
@@ -115,7 +155,8 @@ describe('the CodeBuild project', () => {
     const { t, build } = synth({}, stack => ({ buildSecrets: { npmrc: secretsmanager.Secret.fromSecretNameV2(stack, 'Npm', 'npm-token') } }));
     const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
     expect(project.Environment.EnvironmentVariables).toContainEqual({ Name: 'CIB_SECRET_0', Type: 'SECRETS_MANAGER', Value: expect.anything() });
-    expect(build.buildScript.renderScript()).toContain('CIB_SECRETS=(npmrc=CIB_SECRET_0)');
+    expect(variables(t).CIB_SECRETS).toBe('npmrc=CIB_SECRET_0');
+    expect(build.buildScript.options.buildSecretEnv).toEqual({ npmrc: 'CIB_SECRET_0' });
     const statements = projectStatements(t).filter(s => actionsOf(s).some(a => a.startsWith('secretsmanager:')));
     expect(statements.length).toBeGreaterThan(0);
     for (const s of statements) expect(JSON.stringify(s.Resource)).toContain('secret:npm-token');
@@ -232,8 +273,10 @@ describe('validation names the prop and the value', () => {
     ['bad target', { target: 'a b' }, /target must be a stage name, got 'a b'/],
     ['bad platform', { platform: 'x86' }, /platform must look like linux\/amd64 .* got 'x86'/],
     ['bad container name', { containerName: 'web app' }, /containerName must be 1-255 of \[A-Za-z0-9_-\], got 'web app'/],
-    ['short timeout', { timeout: Duration.minutes(2) }, /timeout must be between 5 minutes and 8 hours, got 2 minutes/],
-    ['long timeout', { timeout: Duration.hours(9) }, /timeout must be between 5 minutes and 8 hours, got 9 hours/],
+    ['short timeout', { timeout: Duration.minutes(2) }, /timeout must be a whole number of minutes from 5 minutes to 36 hours, got 2 minutes/],
+    ['long timeout', { timeout: Duration.hours(37) }, /timeout must be a whole number of minutes from 5 minutes to 36 hours, got 1 day 13 hours/],
+    ['timeout in seconds', { timeout: Duration.seconds(330) }, /timeout must be a whole number of minutes .* got 5 minutes 30 seconds/],
+    ['project name', { projectName: 'bad name!' }, /projectName must be 2-150 of \[A-Za-z0-9_-\] starting with a letter or digit, got 'bad name!'/],
     ['keep count', { repositoryOptions: { keepTaggedImages: 0 } }, /keepTaggedImages must be an integer >= 1, got 0/],
     ['grace period', { repositoryOptions: { cacheUntaggedGracePeriod: Duration.hours(5) } }, /cacheUntaggedGracePeriod must be a whole number of days >= 1 .* got 5 hours/],
     ['repository name', { repositoryOptions: { appRepositoryName: 'App' } }, /appRepositoryName must be a valid ECR repository name .* got 'App'/],

@@ -22,12 +22,21 @@ export function buildahEngine(): EngineScript {
       cib_die 'buildah is not installed and neither apt-get nor dnf is available: use a build image with buildah'
     fi
   fi
-  buildah version >/dev/null || cib_die 'buildah does not run here'
+  local version
+  version=$(buildah --version 2>&1) || cib_die "buildah does not run here: $version"
+  version=$(printf '%s\\n' "$version" | awk '{ print $3; exit }')
+  # --cache-from/--cache-to came in buildah 1.27; Ubuntu 22.04 (CodeBuild standard:7.0) packages 1.23.
+  if ! printf '%s\\n' "$version" | awk -F . '{ exit !($1 > 1 || ($1 == 1 && $2 >= 27)) }'; then
+    cib_die "buildah $version has no --cache-from/--cache-to (they came in buildah 1.27): use a build image whose buildah is" \\
+      '1.27 or later (CodeBuild standard:8.0, Ubuntu 24.04, installs 1.33), or the registry or inline strategy'
+  fi
 }
 
 cib_engine_login() {
   buildah login --username AWS --password-stdin "$1" >/dev/null
 }
+
+cib_engine_login_hosts() { :; }
 
 cib_buildah_tls() {
   CIB_TLS=()

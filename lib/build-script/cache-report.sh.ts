@@ -106,8 +106,7 @@ cib_human_bytes() {
 
 # imagedefinitions.json for ECS standard deployments, imageDetail.json (digest-pinned) for ECS blue/green.
 cib_write_artifacts() {
-  local dir="$1" pinned="$IMAGE_URI"
-  if [ -n "\${IMAGE_DIGEST:-}" ]; then pinned="$APP_REPOSITORY_URI@$IMAGE_DIGEST"; fi
+  local dir="$1" pinned="$APP_REPOSITORY_URI@$IMAGE_DIGEST"
   mkdir -p "$dir"
   printf '[{"name":%s,"imageUri":%s}]\\n' "$(cib_json_string "$CIB_CONTAINER_NAME")" "$(cib_json_string "$IMAGE_URI")" > "$dir/imagedefinitions.json"
   printf '{"ImageURI":%s}\\n' "$(cib_json_string "$pinned")" > "$dir/imageDetail.json"
@@ -117,6 +116,10 @@ cib_write_artifacts() {
 # One line a person reads in a second.
 cib_verdict() {
   local total="$1" cached="$2" line
+  if [ "\${IMAGE_REUSED:-}" = true ]; then
+    printf 'image reused: %s already existed (%s), nothing built\\n' "$IMAGE_URI" "$IMAGE_DIGEST"
+    return
+  fi
   line="cache: $cached/$total steps reused"
   if [ "$total" -gt 0 ] && [ "$cached" -eq 0 ]; then line="$line (no usable cache)"; fi
   if [ -n "\${CACHE_REF_WRITTEN:-}" ]; then
@@ -128,6 +131,7 @@ cib_verdict() {
   else
     line="$line, nothing to write"
   fi
+  if [ -n "\${CIB_FALLBACK:-}" ]; then line="$line; builder unavailable, built with the $CIB_FALLBACK strategy"; fi
   printf '%s\\n' "$line"
 }
 
@@ -143,8 +147,9 @@ cib_write_report_json() {
   {
     printf '{"strategy":"%s","image":%s,"digest":%s,"branch":%s,' "$CIB_STRATEGY" \\
       "$(cib_json_string "\${IMAGE_URI:-}")" "$(cib_json_string "\${IMAGE_DIGEST:-}")" "$(cib_json_string "\${CACHE_BRANCH:-}")"
+    printf '"reused":%s,"fallback":%s,' "\${IMAGE_REUSED:-false}" "$(if [ -n "\${CIB_FALLBACK:-}" ]; then cib_json_string "$CIB_FALLBACK"; else echo null; fi)"
     printf '"stepsTotal":%s,"stepsCached":%s,"stepsExecuted":%s,"hitRatio":%s,' \\
-      "$CACHE_STEPS_TOTAL" "$CACHE_STEPS_CACHED" "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" "$CACHE_HIT_RATIO"
+      "$CACHE_STEPS_TOTAL" "$CACHE_STEPS_CACHED" "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" "\${CACHE_HIT_RATIO:-null}"
     printf '"refsRead":%s,"refWritten":%s,"cacheBytesPushed":%s,"buildSeconds":%s,"verdict":%s,"steps":[%s]}\\n' \\
       "$(cib_json_list "\${CACHE_REFS_READ:-}")" "$(cib_json_string "\${CACHE_REF_WRITTEN:-}")" "\${CACHE_BYTES_PUSHED:-0}" \\
       "$BUILD_SECONDS" "$(cib_json_string "$verdict")" "$steps"
@@ -158,14 +163,19 @@ cib_publish_metrics() {
     cib_warn 'metrics: the AWS CLI is not installed, nothing published'
     return 0
   fi
-  local project="\${CODEBUILD_BUILD_ID%%:*}" dims data
+  local project="\${CODEBUILD_BUILD_ID%%:*}" dims data=''
   dims="[{\\"Name\\":\\"Project\\",\\"Value\\":$(cib_json_string "$project")},{\\"Name\\":\\"Branch\\",\\"Value\\":$(cib_json_string "\${CACHE_BRANCH:-}")}]"
-  data="[{\\"MetricName\\":\\"CacheHitRatio\\",\\"Dimensions\\":$dims,\\"Value\\":$CACHE_HIT_RATIO,\\"Unit\\":\\"None\\"}"
-  data="$data,{\\"MetricName\\":\\"StepsExecuted\\",\\"Dimensions\\":$dims,\\"Value\\":$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED)),\\"Unit\\":\\"Count\\"}"
-  data="$data,{\\"MetricName\\":\\"StepsCached\\",\\"Dimensions\\":$dims,\\"Value\\":$CACHE_STEPS_CACHED,\\"Unit\\":\\"Count\\"}"
-  data="$data,{\\"MetricName\\":\\"CacheBytesPushed\\",\\"Dimensions\\":$dims,\\"Value\\":\${CACHE_BYTES_PUSHED:-0},\\"Unit\\":\\"Bytes\\"}"
-  data="$data,{\\"MetricName\\":\\"BuildSeconds\\",\\"Dimensions\\":$dims,\\"Value\\":$BUILD_SECONDS,\\"Unit\\":\\"Seconds\\"}]"
-  printf '%s\\n' "$data" > "$CIB_WORK_DIR/metrics.json"
+  metric() { data="$data\${data:+,}{\\"MetricName\\":\\"$1\\",\\"Dimensions\\":$dims,\\"Value\\":$2,\\"Unit\\":\\"$3\\"}"; }
+  # A reused image ran no step: it is neither a hit nor a miss, and publishes no cache metric.
+  if [ "\${IMAGE_REUSED:-}" != true ]; then
+    metric CacheHitRatio "$CACHE_HIT_RATIO" None
+    metric StepsExecuted "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" Count
+    metric StepsCached "$CACHE_STEPS_CACHED" Count
+    metric CacheBytesPushed "\${CACHE_BYTES_PUSHED:-0}" Bytes
+  fi
+  metric BuildSeconds "$BUILD_SECONDS" Seconds
+  if [ -n "\${CIB_FALLBACK:-}" ]; then metric BuilderFallback 1 Count; fi
+  printf '[%s]\\n' "$data" > "$CIB_WORK_DIR/metrics.json"
   if aws cloudwatch put-metric-data --namespace "$CIB_METRICS_NAMESPACE" --metric-data "file://$CIB_WORK_DIR/metrics.json" >/dev/null 2>"$CIB_WORK_DIR/metrics.err"; then
     cib_log "metrics: published to $CIB_METRICS_NAMESPACE"
   else
@@ -174,8 +184,8 @@ cib_publish_metrics() {
 }
 
 cib_step_report() {
-  local total="\${CACHE_STEPS_TOTAL:-0}" cached="\${CACHE_STEPS_CACHED:-0}" ratio verdict seconds
-  ratio=$(cib_hit_ratio "$cached" "$total")
+  local total="\${CACHE_STEPS_TOTAL:-0}" cached="\${CACHE_STEPS_CACHED:-0}" ratio='' verdict seconds
+  if [ "\${IMAGE_REUSED:-}" != true ]; then ratio=$(cib_hit_ratio "$cached" "$total"); fi
   cib_state_set CACHE_HIT_RATIO "$ratio"
   cib_state_set CACHE_STEPS_TOTAL "$total"
   cib_state_set CACHE_STEPS_CACHED "$cached"

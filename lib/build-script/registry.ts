@@ -1,12 +1,23 @@
 import { EngineScript } from './engine';
+import { INLINE_FUNCTIONS } from './inline';
 import { DOCKER_CACHE_BYTES_SHELL } from './shell';
 
 /**
  * `docker buildx build` with a registry cache in the separate cache repository.
  *
- * The app image is built and pushed first with `--cache-from` only. Cache is exported by a second,
- * fully locally cached invocation with `--cache-to`, and only when a step executed: a no-op build
- * pushes nothing to the cache repository.
+ * The app image is built and pushed first with `--cache-from` only. Cache is exported by a second, fully locally
+ * cached invocation with `--cache-to`, and only when a step executed: a no-op build pushes nothing to the cache
+ * repository.
+ *
+ * The builder is chosen after login (its BuildKit image may live in a private ECR repository): the docker driver on
+ * the containerd image store exports registry cache itself; another current builder is used as it is; otherwise a
+ * docker-container builder runs `CIB_BUILDKIT_IMAGE`. When that image cannot be started (Docker Hub's anonymous pull
+ * limit, an outage), the build falls back to the inline strategy for this build, with a warning and the
+ * `BuilderFallback` metric, instead of failing: BuildKit's registry importer reads the inline cache such a build
+ * writes to the branch ref, and the next good build writes a full registry cache again.
+ *
+ * Default attestations are off (`BUILDX_NO_DEFAULT_ATTESTATIONS`): with them the image is an index, and the docker
+ * driver on the containerd image store pushes the tag again "with docker", which an immutable ECR repository refuses.
  */
 export function registryEngine(): EngineScript {
   return {
@@ -16,8 +27,26 @@ export function registryEngine(): EngineScript {
   command -v docker >/dev/null 2>&1 || cib_die 'docker is not installed: the registry strategy needs docker with the buildx plugin'
   docker buildx version >/dev/null 2>&1 \\
     || cib_die 'docker buildx is not available: install the buildx plugin, or use the inline strategy'
-  local driver builder=''
-  driver=$(docker buildx inspect 2>/dev/null | awk -F ': *' '$1 == "Driver" { print $2; exit }')
+}
+
+cib_engine_login() {
+  docker login --username AWS --password-stdin "$1" >/dev/null
+}
+
+# The BuildKit image's registry, when it is one we log in to (an ECR copy of moby/buildkit).
+cib_engine_login_hosts() {
+  local host="\${CIB_BUILDKIT_IMAGE%%/*}"
+  if [[ $CIB_BUILDKIT_IMAGE == */* ]] && { cib_is_ecr_host "$host" || cib_is_local_registry "$host"; }; then
+    printf '%s\\n' "$host"
+  fi
+}
+
+# Picks the builder once per build; on a builder that cannot start, falls back to the inline strategy.
+cib_registry_builder() {
+  if [ -n "\${CIB_BUILDER_CHOSEN:-}" ]; then return 0; fi
+  local out driver builder=''
+  out=$(docker buildx inspect 2>&1) || cib_die "docker buildx inspect failed: $out"
+  driver=$(printf '%s\\n' "$out" | awk -F ': *' '$1 == "Driver" { print $2; exit }')
   if [ -n "\${CIB_BUILDER:-}" ]; then
     builder="$CIB_BUILDER"
   elif [ "$driver" = docker ] && docker info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q 'io.containerd.snapshotter'; then
@@ -37,16 +66,19 @@ export function registryEngine(): EngineScript {
         fi
       done
       cib_log "builder: creating docker-container builder '$builder' with $CIB_BUILDKIT_IMAGE"
-      docker buildx create --name "$builder" --driver docker-container \\
+      if ! docker buildx create --name "$builder" --driver docker-container \\
         --driver-opt "image=$CIB_BUILDKIT_IMAGE" --driver-opt network=host \\
-        --buildkitd-config "$config" --bootstrap >&2
+        --buildkitd-config "$config" --bootstrap > "$CIB_WORK_DIR/builder.log" 2>&1; then
+        docker buildx rm "$builder" >/dev/null 2>&1 || true
+        cib_warn "the BuildKit image $CIB_BUILDKIT_IMAGE could not be started: $(grep -m1 'ERROR' "$CIB_WORK_DIR/builder.log" || tail -n 1 "$CIB_WORK_DIR/builder.log")"
+        cib_warn 'this build falls back to the inline strategy (set CIB_BUILDKIT_IMAGE to a copy of moby/buildkit in ECR; see the README)'
+        builder=''
+        cib_state_set CIB_FALLBACK inline
+      fi
     fi
   fi
   cib_state_set CIB_BUILDER "$builder"
-}
-
-cib_engine_login() {
-  docker login --username AWS --password-stdin "$1" >/dev/null
+  cib_state_set CIB_BUILDER_CHOSEN 1
 }
 
 cib_registry_cache_args() {
@@ -57,19 +89,32 @@ cib_registry_cache_args() {
   done
 }
 
+${INLINE_FUNCTIONS}
+
 cib_engine_build() {
+  cib_registry_builder
+  if [ "\${CIB_FALLBACK:-}" = inline ]; then
+    cib_inline_build
+    return
+  fi
   cib_registry_cache_args
-  docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
+  BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
     --metadata-file "$CIB_WORK_DIR/metadata.json" "\${CIB_CACHE_ARGS[@]}" "\${CIB_FLAGS[@]}" \\
     --tag "$IMAGE_URI" --push "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2
-  local digest
-  digest=$(sed -n 's/.*"containerimage\\.digest": *"\\(sha256:[0-9a-f]*\\)".*/\\1/p' "$CIB_WORK_DIR/metadata.json" | head -n 1)
+  local digest=''
+  if [ -f "$CIB_WORK_DIR/metadata.json" ]; then
+    digest=$(sed -n 's/.*"containerimage\\.digest": *"\\(sha256:[0-9a-f]*\\)".*/\\1/p' "$CIB_WORK_DIR/metadata.json" | head -n 1)
+  fi
   cib_state_set IMAGE_DIGEST "$digest"
 }
 
 cib_engine_cache_push() {
+  if [ "\${CIB_FALLBACK:-}" = inline ]; then
+    cib_inline_cache_push
+    return
+  fi
   cib_registry_cache_args
-  docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
+  BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
     "\${CIB_CACHE_ARGS[@]}" "\${CIB_FLAGS[@]}" \\
     --cache-to "type=registry,ref=$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG,mode=max,image-manifest=true,oci-mediatypes=true" \\
     "$CIB_CONTEXT" > "$CIB_WORK_DIR/cache-push.log" 2>&1

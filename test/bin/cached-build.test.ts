@@ -6,27 +6,33 @@ import { BuildScript } from '../../lib/build-script/build-script';
 
 describe('cached-build CLI', () => {
   test('script prints the standalone script of the chosen strategy', () => {
-    const r = runCli(['script', '--strategy', 'buildah', '--app-repo', '127.0.0.1:5000/app', '--cache-repo=127.0.0.1:5000/cache']);
+    const r = runCli(['script', '--strategy', 'buildah']);
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toBe(new BuildScript({
-      strategy: 'buildah', appRepositoryUri: '127.0.0.1:5000/app', cacheRepositoryUri: '127.0.0.1:5000/cache',
-    }).renderScript());
+    expect(r.stdout).toBe(new BuildScript({ strategy: 'buildah' }).renderScript());
   });
 
-  test('buildspec prints buildspec.yml with the defaults', () => {
-    const r = runCli(['buildspec']);
+  test('buildspec prints a self-contained buildspec.yml: the script, and the flags as env.variables', () => {
+    const r = runCli(['buildspec', '--app-repo', '127.0.0.1:5000/app', '--target', 'prod']);
     expect(r.exitCode).toBe(0);
-    expect(parse(r.stdout)).toEqual(new BuildScript({ strategy: 'registry' }).renderBuildSpecObject());
+    const bs = new BuildScript({ strategy: 'registry' });
+    expect(parse(r.stdout)).toEqual(bs.renderBuildSpecObject(undefined, {
+      APP_REPOSITORY_URI: '127.0.0.1:5000/app', CIB_DOCKERFILE: 'Dockerfile', CIB_CONTEXT: '.', CIB_TARGET: 'prod',
+    }));
+    // Longer than CodeBuild takes inline: said on stderr, with what to do.
+    expect(r.stdout.length).toBeGreaterThan(25_600);
+    expect(r.stderr).toMatch(/^cached-build: note: this buildspec is \d+ characters: commit it as a file in your source \(buildspec.yml\)/);
   });
 
-  test('every flag reaches the script', () => {
-    const r = runCli(['script', '--strategy', 'inline', '--dockerfile', 'docker/Dockerfile', '--context', 'app', '--default-branch', 'trunk',
-      '--read-only-branch', 'pr-*', '--read-only-branch', 'dependabot/*', '--no-cache-write', '--build-arg', 'A=1=2', '--target', 'prod',
-      '--platform', 'linux/arm64']);
+  test('env prints every flag as the variable the script reads', () => {
+    const r = runCli(['env', '--strategy', 'inline', '--app-repo', 'r/app', '--cache-repo=r/cache', '--dockerfile', 'docker/Dockerfile',
+      '--context', 'app', '--default-branch', 'trunk', '--read-only-branch', 'pr-*', '--read-only-branch', 'dependabot/*', '--no-cache-write',
+      '--build-arg', 'A=1=2', '--target', 'prod', '--platform', 'linux/arm64', '--buildkit-image', 'r/buildkit:1', '--no-reuse-existing-image']);
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain("CIB_DOCKERFILE=docker/Dockerfile\nCIB_CONTEXT=app\nCIB_DEFAULT_BRANCH=trunk\nCIB_READ_ONLY_BRANCHES=('pr-*' 'dependabot/*')");
-    expect(r.stdout).toContain('CIB_CACHE_WRITE=false\nCIB_BUILD_ARGS=(A=1=2)');
-    expect(r.stdout).toContain('CIB_TARGET=prod\nCIB_PLATFORM=linux/arm64');
+    expect(r.stdout.split('\n')).toEqual([
+      'APP_REPOSITORY_URI=r/app', 'CACHE_REPOSITORY_URI=r/cache', 'CIB_DOCKERFILE=docker/Dockerfile', 'CIB_CONTEXT=app',
+      'CIB_DEFAULT_BRANCH=trunk', 'CIB_READ_ONLY_BRANCHES=pr-* dependabot/*', 'CIB_CACHE_WRITE=false', 'CIB_BUILD_ARG_A=1=2',
+      'CIB_TARGET=prod', 'CIB_PLATFORM=linux/arm64', 'CIB_BUILDKIT_IMAGE=r/buildkit:1', 'CIB_REUSE_EXISTING_IMAGE=false', '',
+    ]);
   });
 
   test('--help prints the usage and exits 0', () => {
@@ -41,19 +47,26 @@ describe('cached-build CLI', () => {
     [['script', '--strategy', 'kaniko'], /--strategy must be one of registry, inline, buildah, got 'kaniko'/],
     [['script', '--strategy'], /--strategy needs a value/],
     [['script', '--strategy', '--app-repo', 'x'], /--strategy needs a value/],
-    [['script', '--app-repo', 'https://x/app'], /--app-repo must be a repository URI .* got 'https:\/\/x\/app'/],
-    [['script', '--cache-repo', 'r/cache:latest'], /--cache-repo must be a repository URI .* got 'r\/cache:latest'/],
-    [['script', '--dockerfile', '/abs/Dockerfile'], /--dockerfile must be relative to the source root, got '\/abs\/Dockerfile'/],
-    [['script', '--context', '../up'], /--context must stay inside the source root, got '..\/up'/],
-    [['script', '--default-branch', 'a..b'], /--default-branch 'a..b' is not a valid branch name/],
-    [['script', '--build-arg', 'novalue'], /--build-arg must be KEY=VALUE .* got 'novalue'/],
-    [['script', '--platform', 'amd64'], /--platform must look like linux\/amd64, got 'amd64'/],
-    [['script', '--target', 'a b'], /--target must be a stage name, got 'a b'/],
+    [['env', '--app-repo', 'https://x/app'], /--app-repo must be a repository URI .* got 'https:\/\/x\/app'/],
+    [['env', '--cache-repo', 'r/cache:latest'], /--cache-repo must be a repository URI .* got 'r\/cache:latest'/],
+    [['env', '--dockerfile', '/abs/Dockerfile'], /--dockerfile must be relative to the source root, got '\/abs\/Dockerfile'/],
+    [['env', '--context', '../up'], /--context must stay inside the source root, got '..\/up'/],
+    [['env', '--context', '-'], /--context must not start with -, got '-'/],
+    [['buildspec', '--context=--help-me'], /--context must not start with -, got '--help-me'/],
+    [['env', '--default-branch', 'a..b'], /--default-branch 'a..b' is not a valid branch name/],
+    [['env', '--build-arg', 'novalue'], /--build-arg must be KEY=VALUE .* got 'novalue'/],
+    [['env', '--build-arg', 'A=line\nbreak'], /--build-arg must be one line, got "A=line\\nbreak"/],
+    [['env', '--buildkit-image', 'moby/buildkit\n:x'], /--buildkit-image must be one line/],
+    [['env', '--buildkit-image', '-x'], /--buildkit-image must be an image reference, got '-x'/],
+    [['env', '--read-only-branch', 'a b'], /--read-only-branch must be a glob without whitespace, got 'a b'/],
+    [['env', '--platform', 'amd64'], /--platform must look like linux\/amd64, got 'amd64'/],
+    [['env', '--target', 'a b'], /--target must be a stage name, got 'a b'/],
     [['script', '--strategy', 'inline', '--strategy', 'registry'], /--strategy given twice/],
-    [['script', '--no-cache-write=yes'], /--no-cache-write takes no value/],
+    [['env', '--no-cache-write=yes'], /--no-cache-write takes no value/],
     [['script', '--frobnicate'], /unknown flag '--frobnicate'/],
     [['script', 'extra'], /unexpected argument 'extra'/],
-    [['script', '--dockerfile='], /--dockerfile must not be empty/],
+    [['env', '--dockerfile='], /--dockerfile must not be empty/],
+    [['script', '--target', 'prod'], /script takes --strategy only: the script reads its configuration from the environment; print the variables for --target with 'cached-build env'/],
   ])('%j is refused with exit 2', (argv, message) => {
     const r = runCli(argv);
     expect(r.exitCode).toBe(2);

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parse } from 'yaml';
-import { BuildScript, BuildScriptOptions } from '../../lib/build-script/build-script';
+import { BuildScript, BuildScriptOptions, HEREDOC_DELIMITER, ScriptDelivery } from '../../lib/build-script/build-script';
 import { branchTag } from '../../lib/build-script/cache-refs';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
@@ -21,16 +21,28 @@ let tmp: string;
 beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-run-')); });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function run(options: Partial<BuildScriptOptions>, env: Record<string, string>, log = 'buildkit-mixed.log'): Run {
+/** The stand-in engine's environment: its call log, its build log, and its registry (the app repository immutable, like ECR's). */
+function fakeEnv(log: string): Record<string, string> {
+  return {
+    PATH: `${FIXTURES}/bin:/usr/bin:/bin`, FAKE_CALLS: path.join(tmp, 'calls'), FAKE_LOG: path.join(FIXTURES, 'logs', log),
+    FAKE_REGISTRY: path.join(tmp, 'registry'), FAKE_IMMUTABLE: APP,
+  };
+}
+
+/** Runs the script as a user would: the strategy's script, its configuration (from `options`) as environment variables. */
+function run(options: Partial<BuildScriptOptions>, env: Record<string, string>, log = 'buildkit-mixed.log', keepRegistry = false): Run {
+  const bs = new BuildScript({ strategy: 'registry', ...options });
+  // Each build starts with an empty registry unless it is a re-run of the one before.
+  if (!keepRegistry) fs.rmSync(path.join(tmp, 'registry'), { recursive: true, force: true });
   const script = path.join(tmp, 'cached-build.sh');
-  fs.writeFileSync(script, new BuildScript({ strategy: 'registry', ...options }).renderScript());
+  fs.writeFileSync(script, bs.renderScript());
   const calls = path.join(tmp, 'calls');
   fs.writeFileSync(calls, '');
   const r = spawnSync('bash', [script], {
     cwd: tmp, encoding: 'utf8',
     env: {
-      PATH: `${FIXTURES}/bin:/usr/bin:/bin`, FAKE_CALLS: calls, FAKE_LOG: path.join(FIXTURES, 'logs', log),
-      APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, IMAGE_TAG: 'abc123', CIB_WORK_DIR: path.join(tmp, 'work'), ...env,
+      ...fakeEnv(log), APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, ...bs.environment(),
+      IMAGE_TAG: 'abc123', CIB_WORK_DIR: path.join(tmp, 'work'), ...env,
     },
   });
   const exported: Record<string, string> = {};
@@ -237,29 +249,209 @@ describe('inline strategy, stand-in engine', () => {
 });
 
 describe('the buildspec runs the same script phase by phase', () => {
-  test('phases run in separate shells share state and export the variables', () => {
-    const spec = parse(new BuildScript({ strategy: 'registry' }).renderBuildSpecYaml());
+  /** A CodeBuild-like runner: each command in a new bash, the exported variables read after the last one. */
+  function runBuildSpec(delivery: ScriptDelivery, config: Record<string, string>): { exports: string; spec: ReturnType<typeof parse> } {
+    const bs = new BuildScript({ strategy: 'registry' });
+    const spec = parse(bs.renderBuildSpecYaml(delivery, config));
     const workDir = path.join(tmp, 'cb');
-    // A CodeBuild-like runner: each command in a new bash, exported variables read after the last one.
+    fs.mkdirSync(path.join(tmp, 's3', 'assets'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 's3', 'assets', 'script.sh'), bs.renderScript());
     const commands: string[] = ['install', 'pre_build', 'build', 'post_build'].flatMap(p => spec.phases[p].commands);
     const last = commands.pop()!;
-    const calls = path.join(tmp, 'calls');
+    fs.writeFileSync(path.join(tmp, 'calls'), '');
     const env = {
-      PATH: `${FIXTURES}/bin:/usr/bin:/bin`, FAKE_CALLS: calls, FAKE_LOG: path.join(FIXTURES, 'logs', 'buildkit-mixed.log'),
-      APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, CODEBUILD_BUILD_ID: 'p:1', CODEBUILD_RESOLVED_SOURCE_VERSION: 'a'.repeat(40),
-      CODEBUILD_SOURCE_VERSION: 'main', ...spec.env.variables, CIB_WORK_DIR: workDir, CIB_SCRIPT: path.join(workDir, 's.sh'),
+      ...fakeEnv('buildkit-mixed.log'), FAKE_S3: path.join(tmp, 's3'),
+      CODEBUILD_BUILD_ID: 'p:1', CODEBUILD_RESOLVED_SOURCE_VERSION: 'a'.repeat(40), CODEBUILD_SOURCE_VERSION: 'main',
+      CIB_SCRIPT_URL: 's3://assets/script.sh', CIB_SCRIPT_SHA256: bs.scriptSha256(),
+      ...spec.env.variables, CIB_WORK_DIR: workDir, CIB_SCRIPT: path.join(workDir, 's.sh'),
     };
     for (const c of commands) {
-      const r = spawnSync('bash', ['-c', c], { cwd: tmp, env, encoding: 'utf8' });
+      const r = spawnSync('bash', ['--norc', '-c', c], { cwd: tmp, env, encoding: 'utf8' });
       expect({ c: c.slice(0, 60), status: r.status, stderr: r.status ? r.stderr : '' }).toEqual({ c: c.slice(0, 60), status: 0, stderr: '' });
     }
     const names: string[] = spec.env['exported-variables'];
-    const r = spawnSync('bash', ['-c', `${last}\nfor n in ${names.join(' ')}; do printf '%s=%s\\n' "$n" "\${!n}"; done`], { cwd: tmp, env, encoding: 'utf8' });
+    const r = spawnSync('bash', ['--norc', '-c', `${last}\nfor n in ${names.join(' ')}; do printf '%s=%s\\n' "$n" "\${!n}"; done`],
+      { cwd: tmp, env, encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain(`IMAGE_URI=${APP}:${'a'.repeat(40)}`);
-    expect(r.stdout).toContain('CACHE_REF_WRITTEN=main');
-    expect(r.stdout).toContain('CACHE_HIT_RATIO=0.33');
+    return { exports: r.stdout, spec };
+  }
+
+  test.each([ScriptDelivery.INLINE, ScriptDelivery.S3])('%s: phases in separate shells share state and export the variables', delivery => {
+    const { exports, spec } = runBuildSpec(delivery, { APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE });
+    expect(exports).toContain(`IMAGE_URI=${APP}:${'a'.repeat(40)}`);
+    expect(exports).toContain('CACHE_REF_WRITTEN=main');
+    expect(exports).toContain('CACHE_HIT_RATIO=0.33');
+    expect(exports).toContain('IMAGE_REUSED=false');
     const files = spec.artifacts.files.map((f: string) => path.join(tmp, spec.artifacts['base-directory'], f));
     expect(files.map((f: string) => fs.existsSync(f))).toEqual([true, true, true]);
+  });
+
+  test('an S3 script that does not match its hash is refused before anything runs', () => {
+    const bs = new BuildScript({ strategy: 'registry' });
+    const spec = parse(bs.renderBuildSpecYaml(ScriptDelivery.S3));
+    fs.mkdirSync(path.join(tmp, 's3', 'assets'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 's3', 'assets', 'script.sh'), bs.renderScript() + 'echo tampered\n');
+    const r = spawnSync('bash', ['--norc', '-c', spec.phases.install.commands[0]], {
+      cwd: tmp, encoding: 'utf8',
+      env: { ...fakeEnv('buildkit-mixed.log'), FAKE_S3: path.join(tmp, 's3'), CIB_SCRIPT_URL: 's3://assets/script.sh',
+        CIB_SCRIPT_SHA256: bs.scriptSha256(), CIB_WORK_DIR: path.join(tmp, 'cb'), CIB_SCRIPT: path.join(tmp, 'cb', 's.sh') },
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/did NOT match/);
+  });
+});
+
+describe('a re-run of a commit reuses the image its tag names (ECR refuses a second push to an immutable tag)', () => {
+  test.each(['registry', 'inline'] as const)('%s: the second build of a tag builds nothing and exports the existing digest', strategy => {
+    const first = run({ strategy }, { CACHE_BRANCH: 'main', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
+    expect(first.status).toBe(0);
+    expect(first.exports.IMAGE_REUSED).toBe('false');
+    const again = run({ strategy }, { CACHE_BRANCH: 'main', CODEBUILD_BUILD_ID: 'p:2', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') },
+      'buildkit-mixed.log', true);
+    expect(again.status).toBe(0);
+    expect(again.calls.filter(c => / ?build /.test(c) || c.startsWith('push '))).toEqual([]);
+    const exported = fs.readFileSync(path.join(tmp, 'work', 'exports.env'), 'utf8');
+    expect(exported).toContain("export IMAGE_REUSED='true'");
+    expect(exported).toContain(`export IMAGE_DIGEST='${first.exports.IMAGE_DIGEST}'`);
+    expect(exported).toContain("export CACHE_HIT_RATIO=''");
+    const report = JSON.parse(fs.readFileSync(path.join(tmp, 'work', 'cache-report.json'), 'utf8'));
+    expect(report).toMatchObject({ reused: true, hitRatio: null, stepsTotal: 0, refsRead: [], refWritten: '', digest: first.exports.IMAGE_DIGEST });
+    expect(report.verdict).toBe(`image reused: ${APP}:abc123 already existed (${first.exports.IMAGE_DIGEST}), nothing built`);
+    expect(again.stderr).toContain(report.verdict);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imageDetail.json'), 'utf8'))).toEqual({ ImageURI: `${APP}@${first.exports.IMAGE_DIGEST}` });
+    // Not a cache miss: no cache metric at all, only the build time.
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'calls.metrics'), 'utf8')).map((m: { MetricName: string }) => m.MetricName)).toEqual(['BuildSeconds']);
+  });
+
+  test('the tag is checked with one HEAD request, the ECR password on curl\'s stdin, never on a command line', () => {
+    run({}, { CACHE_BRANCH: 'main' });
+    const again = run({}, { CACHE_BRANCH: 'main' }, 'buildkit-mixed.log', true);
+    const head = again.calls.filter(c => c.startsWith('curl '));
+    expect(head).toEqual([expect.stringMatching(new RegExp(`^curl -sSI --max-time 30 -K - -H Accept: .* https://${APP.split('/')[0]}/v2/app/manifests/abc123$`))]);
+    expect(again.calls.join('\n') + again.stdout + again.stderr).not.toContain('TOP-SECRET');
+  });
+
+  test('without reuse the re-run fails at the push, as on ECR; a registry that cannot be asked means a normal build', () => {
+    run({}, { CACHE_BRANCH: 'main' });
+    const refused = run({ reuseExistingImage: false }, { CACHE_BRANCH: 'main' }, 'buildkit-mixed.log', true);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain('cannot be overwritten because the tag is immutable');
+    const unknown = run({}, { CACHE_BRANCH: 'main', FAKE_CURL_RC: '7' });
+    expect(unknown.status).toBe(0);
+    expect(unknown.stderr).toContain('could not tell whether');
+    expect(unknown.exports.IMAGE_REUSED).toBe('false');
+  });
+});
+
+describe('configuration is data: no value becomes script text', () => {
+  const HOSTILE = `1' "$(touch ${'${TMPDIR}'}/pwned)" '\n${HEREDOC_DELIMITER}\ntouch pwned`;
+  test('the script is the same whatever the options, and never holds the here-document delimiter line', () => {
+    const plain = new BuildScript({ strategy: 'registry' }).renderScript();
+    const loaded = new BuildScript({
+      strategy: 'registry', buildArgs: { A: HOSTILE }, target: HOSTILE, platform: HOSTILE, containerName: HOSTILE,
+      readOnlyBranches: [HOSTILE], defaultBranch: 'trunk', dockerfile: 'x/Dockerfile', context: 'x',
+    }).renderScript();
+    expect(loaded).toBe(plain);
+    for (const strategy of ['registry', 'inline', 'buildah'] as const) {
+      expect(new BuildScript({ strategy }).renderScript().split('\n')).not.toContain(HEREDOC_DELIMITER);
+    }
+  });
+
+  test('hostile values reach the engine as single arguments and run nothing', () => {
+    const value = `1' "$(touch ${tmp}/pwned)" '; touch ${tmp}/pwned2`;
+    const r = run({ buildArgs: { A: value }, target: value, platform: value, containerName: value, readOnlyBranches: [value] },
+      { CACHE_BRANCH: 'main', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
+    expect(r.status).toBe(0);
+    expect(fs.existsSync(path.join(tmp, 'pwned')) || fs.existsSync(path.join(tmp, 'pwned2'))).toBe(false);
+    const build = r.calls.find(c => c.includes('--push'))!;
+    expect(build).toContain(`--build-arg A=${value}`);
+    expect(build).toContain(`--target=${value}`);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imagedefinitions.json'), 'utf8'))[0].name).toBe(value);
+  });
+
+  test.each([
+    [{ CIB_CACHE_WRITE: 'yes' }, "CIB_CACHE_WRITE must be true or false, got 'yes'"],
+    [{ CIB_REUSE_EXISTING_IMAGE: '1' }, "CIB_REUSE_EXISTING_IMAGE must be true or false, got '1'"],
+    [{ CIB_CONTEXT: '-x' }, "CIB_CONTEXT must be a path relative to the source root, got '-x'"],
+    [{ CIB_DOCKERFILE: '/etc/Dockerfile' }, "CIB_DOCKERFILE must be a path relative to the source root, got '/etc/Dockerfile'"],
+    [{ CIB_TARGET: 'a\nb' }, 'CIB_TARGET must be one line'],
+    [{ CIB_SECRETS: '..=TOKEN' }, "CIB_SECRETS entries must be id=VARIABLE (id: 1-64 of A-Za-z0-9_.-, not . or ..), got '..=TOKEN'"],
+    [{ CIB_SECRETS: 'npmrc=$(id)' }, "CIB_SECRETS entries must be id=VARIABLE (id: 1-64 of A-Za-z0-9_.-, not . or ..), got 'npmrc=$(id)'"],
+  ])('%j is refused before anything runs', (env, message) => {
+    const r = run({}, { CACHE_BRANCH: 'main', ...env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`ERROR: ${message}`);
+    expect(r.calls).toEqual([]);
+  });
+});
+
+describe('the branch', () => {
+  test('a source version that names a branch with slashes is that branch (a read-only dependabot build writes no cache)', () => {
+    const r = run({ readOnlyBranches: ['dependabot/*'] }, { CODEBUILD_SOURCE_VERSION: 'dependabot/npm_and_yarn/x' });
+    expect(r.status).toBe(0);
+    expect(r.exports.CACHE_REFS_READ).toBe(`${branchTag('dependabot/npm_and_yarn/x')},main`);
+    expect(r.exports.CACHE_REF_WRITTEN).toBe('');
+    expect(cacheTo(r)).toEqual([]);
+  });
+
+  test.each([
+    ['refs/heads/feature/a', 'feature/a'],
+    [`arn:aws:s3:::bucket/artifact.zip`, 'main'],
+    ['pr/12', 'main'],
+    ['refs/tags/v1.0', 'main'],
+    ['f'.repeat(40), 'main'],
+  ])('source version %s: branch %s', (version, branch) => {
+    const r = run({}, { CODEBUILD_SOURCE_VERSION: version, GIT_DIR: '/nonexistent' });
+    expect(r.status).toBe(0);
+    expect(r.exports.CACHE_REFS_READ.split(',')[0]).toBe(branchTag(branch));
+  });
+});
+
+describe('the registry strategy without a usable BuildKit image', () => {
+  test('falls back to the inline strategy for the build, warns, counts it, and still writes cache', () => {
+    const r = run({}, { CACHE_BRANCH: 'main', FAKE_STORE: 'classic', FAKE_BOOTSTRAP_RC: '1', CODEBUILD_BUILD_ID: 'p:1' });
+    expect(r.status).toBe(0);
+    expect(r.calls).toContain('buildx rm cached-build');
+    expect(r.calls.some(c => c.startsWith('build --progress=plain --build-arg BUILDKIT_INLINE_CACHE=1'))).toBe(true);
+    expect(r.calls).toContain(`push ${CACHE}:main`);
+    expect(r.stderr).toContain('could not be started: #1 ERROR: toomanyrequests');
+    expect(r.stderr).toContain('this build falls back to the inline strategy');
+    const report = JSON.parse(fs.readFileSync(path.join(tmp, 'work', 'cache-report.json'), 'utf8'));
+    expect(report.fallback).toBe('inline');
+    expect(report.verdict).toContain('builder unavailable, built with the inline strategy');
+    const metrics = JSON.parse(fs.readFileSync(path.join(tmp, 'calls.metrics'), 'utf8'));
+    expect(metrics.find((m: { MetricName: string }) => m.MetricName === 'BuilderFallback')).toMatchObject({ Value: 1, Unit: 'Count' });
+  });
+
+  test('a docker-container builder that starts is used for both invocations', () => {
+    const r = run({}, { CACHE_BRANCH: 'main', FAKE_STORE: 'classic' });
+    expect(r.status).toBe(0);
+    expect(r.calls.filter(c => c.startsWith('buildx build'))).toEqual([
+      expect.stringContaining('--builder cached-build'), expect.stringContaining('--builder cached-build'),
+    ]);
+  });
+
+  test('an unanswering daemon and a missing digest are clear errors', () => {
+    const down = run({}, { CACHE_BRANCH: 'main', FAKE_INSPECT_RC: '1' });
+    expect(down.status).toBe(1);
+    expect(down.stderr).toContain('ERROR: docker buildx inspect failed: ERROR: Cannot connect to the Docker daemon');
+    const nodigest = run({}, { CACHE_BRANCH: 'main', FAKE_NO_METADATA: '1' });
+    expect(nodigest.status).toBe(1);
+    expect(nodigest.stderr).toContain('ERROR: the engine reported no digest for');
+    const inline = run({ strategy: 'inline' }, { CACHE_BRANCH: 'main', FAKE_NO_REPO_DIGEST: '1' });
+    expect(inline.status).toBe(1);
+    expect(inline.stderr).toContain('ERROR: the engine reported no digest for');
+  });
+});
+
+describe('buildah older than 1.27', () => {
+  test.each([['1.23.1', false], ['1.26.9', false], ['1.27.0', true], ['1.33.7', true], ['2.0.0', true]])('%s: usable %s', (version, ok) => {
+    const script = path.join(tmp, 'b.sh');
+    fs.writeFileSync(script, new BuildScript({ strategy: 'buildah' }).renderScript());
+    const r = spawnSync('bash', [script, 'setup'], {
+      encoding: 'utf8', env: { ...fakeEnv('buildkit-mixed.log'), FAKE_BUILDAH_VERSION: version, CIB_WORK_DIR: path.join(tmp, 'w') },
+    });
+    expect(r.status).toBe(ok ? 0 : 1);
+    if (!ok) expect(r.stderr).toContain(`ERROR: buildah ${version} has no --cache-from/--cache-to (they came in buildah 1.27)`);
   });
 });

@@ -1,0 +1,129 @@
+/**
+ * The build's configuration is data: environment variables the script reads at run time, never text rendered into
+ * the script. The script is therefore the same for every project of a strategy, a deploy-time value (a CloudFormation
+ * parameter, an imported value) stays a value whatever it contains, and no property can make the buildspec grow.
+ */
+
+/** Everything a build is configured with. Plain data: no CDK types. Values may be CDK tokens (they stay values). */
+export interface BuildConfig {
+  /** `APP_REPOSITORY_URI`. @default - the environment's */
+  readonly appRepositoryUri?: string;
+  /** `CACHE_REPOSITORY_URI`. @default - the environment's */
+  readonly cacheRepositoryUri?: string;
+  /** Dockerfile path, relative to the source root. @default 'Dockerfile' */
+  readonly dockerfile?: string;
+  /** Build context directory, relative to the source root. @default '.' */
+  readonly context?: string;
+  /** Branch whose cache every branch falls back to. @default 'main' */
+  readonly defaultBranch?: string;
+  /** Shell glob patterns of branches that read the cache but never write it. @default [] */
+  readonly readOnlyBranches?: readonly string[];
+  /** Whether builds write cache at all. @default true */
+  readonly cacheWrite?: boolean;
+  /** `--build-arg` values; keys are variable names. @default {} */
+  readonly buildArgs?: Readonly<Record<string, string>>;
+  /** Build secrets: id → name of the environment variable holding the value. @default {} */
+  readonly buildSecretEnv?: Readonly<Record<string, string>>;
+  /** `--target` stage. @default - the last stage */
+  readonly target?: string;
+  /** `--platform`. @default - the engine's platform */
+  readonly platform?: string;
+  /** BuildKit image for the docker-container builder (registry strategy). @default DEFAULT_BUILDKIT_IMAGE */
+  readonly buildkitImage?: string;
+  /** Container name written to imagedefinitions.json (ECS standard deployments). @default 'app' */
+  readonly containerName?: string;
+  /** Publish per-build cache metrics to CloudWatch when running in CodeBuild. @default true */
+  readonly metrics?: boolean;
+  /** Reuse the image when its tag already exists in the app repository (a re-run of the same commit). @default true */
+  readonly reuseExistingImage?: boolean;
+}
+
+/** The default BuildKit image for the docker-container builder (buildx's own default). */
+export const DEFAULT_BUILDKIT_IMAGE = 'moby/buildkit:buildx-stable-1';
+
+/** Prefix of the variables that carry build args: `CIB_BUILD_ARG_NODE_VERSION=20` is `--build-arg NODE_VERSION=20`. */
+export const BUILD_ARG_PREFIX = 'CIB_BUILD_ARG_';
+
+/** A build arg key, and so the tail of its variable name. */
+export const BUILD_ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A build secret id: what `RUN --mount=type=secret,id=<id>` names, and a file name in the work dir. */
+export const SECRET_ID = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,64}$/;
+
+/** The configuration variables the script reads, with their defaults and meaning (the script's header lists them too). */
+export const CONFIG_VARIABLES: ReadonlyArray<{ readonly name: string; readonly default: string; readonly doc: string }> = [
+  { name: 'APP_REPOSITORY_URI', default: '', doc: 'app image repository, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app (required)' },
+  { name: 'CACHE_REPOSITORY_URI', default: '', doc: 'cache repository (required)' },
+  { name: 'CIB_DOCKERFILE', default: 'Dockerfile', doc: 'Dockerfile, relative to the source root' },
+  { name: 'CIB_CONTEXT', default: '.', doc: 'build context, relative to the source root' },
+  { name: 'CIB_DEFAULT_BRANCH', default: 'main', doc: 'branch whose cache every branch falls back to' },
+  { name: 'CIB_READ_ONLY_BRANCHES', default: '', doc: 'space-separated globs of branches that never write cache' },
+  { name: 'CIB_CACHE_WRITE', default: 'true', doc: 'true|false: write cache at all' },
+  { name: `${BUILD_ARG_PREFIX}<NAME>`, default: '', doc: 'one variable per --build-arg NAME=value' },
+  { name: 'CIB_SECRETS', default: '', doc: 'space-separated id=VARIABLE: build secret id and the variable holding its value' },
+  { name: 'CIB_TARGET', default: '', doc: 'target stage (default: the last)' },
+  { name: 'CIB_PLATFORM', default: '', doc: 'target platform, e.g. linux/arm64' },
+  { name: 'CIB_BUILDKIT_IMAGE', default: DEFAULT_BUILDKIT_IMAGE, doc: 'BuildKit image for the docker-container builder (registry strategy)' },
+  { name: 'CIB_CONTAINER_NAME', default: 'app', doc: 'container name in imagedefinitions.json' },
+  { name: 'CIB_METRICS', default: 'true', doc: 'true|false: publish metrics to CloudWatch (in CodeBuild)' },
+  { name: 'CIB_REUSE_EXISTING_IMAGE', default: 'true', doc: 'true|false: when the tag exists in the app repository, reuse it' },
+];
+
+/**
+ * The configuration as environment variables (name → value). Only what differs from the script's defaults is set,
+ * except the repositories, the Dockerfile and the context, which a reader of the project wants to see. Values are
+ * passed through untouched: tokens stay tokens.
+ */
+export function configEnvironment(config: BuildConfig, join: (values: readonly string[]) => string = v => v.join(' ')): Record<string, string> {
+  const env: Record<string, string> = {};
+  const set = (name: string, value: string | undefined): void => {
+    if (value !== undefined) env[name] = value;
+  };
+  set('APP_REPOSITORY_URI', config.appRepositoryUri);
+  set('CACHE_REPOSITORY_URI', config.cacheRepositoryUri);
+  set('CIB_DOCKERFILE', config.dockerfile ?? 'Dockerfile');
+  set('CIB_CONTEXT', config.context ?? '.');
+  set('CIB_DEFAULT_BRANCH', config.defaultBranch);
+  if (config.readOnlyBranches !== undefined && config.readOnlyBranches.length > 0) set('CIB_READ_ONLY_BRANCHES', join(config.readOnlyBranches));
+  if (config.cacheWrite === false) set('CIB_CACHE_WRITE', 'false');
+  for (const [name, value] of Object.entries(config.buildArgs ?? {})) set(`${BUILD_ARG_PREFIX}${name}`, value);
+  const secrets = Object.entries(config.buildSecretEnv ?? {}).map(([id, variable]) => `${id}=${variable}`);
+  if (secrets.length > 0) set('CIB_SECRETS', secrets.join(' '));
+  set('CIB_TARGET', config.target);
+  set('CIB_PLATFORM', config.platform);
+  if (config.buildkitImage !== DEFAULT_BUILDKIT_IMAGE) set('CIB_BUILDKIT_IMAGE', config.buildkitImage);
+  set('CIB_CONTAINER_NAME', config.containerName);
+  if (config.metrics === false) set('CIB_METRICS', 'false');
+  if (config.reuseExistingImage === false) set('CIB_REUSE_EXISTING_IMAGE', 'false');
+  return env;
+}
+
+/**
+ * `cib_config`: applies the defaults and checks every value, so that a bad value is a clear error naming the variable
+ * before anything runs. Values are only ever used as arguments, never evaluated.
+ */
+export const CONFIG_SHELL = `cib_config() {
+  : "\${APP_REPOSITORY_URI:=}" "\${CACHE_REPOSITORY_URI:=}" "\${CIB_DOCKERFILE:=Dockerfile}" "\${CIB_CONTEXT:=.}"
+  : "\${CIB_DEFAULT_BRANCH:=main}" "\${CIB_READ_ONLY_BRANCHES:=}" "\${CIB_CACHE_WRITE:=true}" "\${CIB_SECRETS:=}"
+  : "\${CIB_TARGET:=}" "\${CIB_PLATFORM:=}" "\${CIB_BUILDKIT_IMAGE:=${DEFAULT_BUILDKIT_IMAGE}}" "\${CIB_CONTAINER_NAME:=app}"
+  : "\${CIB_METRICS:=true}" "\${CIB_REUSE_EXISTING_IMAGE:=true}"
+  local name entry
+  for name in CIB_CACHE_WRITE CIB_METRICS CIB_REUSE_EXISTING_IMAGE; do
+    case "\${!name}" in true|false) ;; *) cib_die "$name must be true or false, got '\${!name}'" ;; esac
+  done
+  for name in APP_REPOSITORY_URI CACHE_REPOSITORY_URI CIB_DOCKERFILE CIB_CONTEXT CIB_DEFAULT_BRANCH CIB_READ_ONLY_BRANCHES \\
+    CIB_SECRETS CIB_TARGET CIB_PLATFORM CIB_BUILDKIT_IMAGE CIB_CONTAINER_NAME; do
+    if [[ \${!name} == *$'\\n'* ]]; then cib_die "$name must be one line"; fi
+  done
+  for name in CIB_DOCKERFILE CIB_CONTEXT; do
+    # An engine would read a leading - as an option.
+    case "\${!name}" in ''|-*|/*) cib_die "$name must be a path relative to the source root, got '\${!name}'" ;; esac
+  done
+  CIB_ARG_VARS=$(compgen -v ${BUILD_ARG_PREFIX} || true)
+  read -r -a CIB_SECRET_LIST <<< "$CIB_SECRETS"
+  for entry in "\${CIB_SECRET_LIST[@]}"; do
+    [[ $entry =~ ^[A-Za-z0-9_.-]{1,64}=[A-Za-z_][A-Za-z0-9_]*$ && \${entry%%=*} != . && \${entry%%=*} != .. ]] \\
+      || cib_die "CIB_SECRETS entries must be id=VARIABLE (id: 1-64 of A-Za-z0-9_.-, not . or ..), got '$entry'"
+  done
+  read -r -a CIB_READ_ONLY_LIST <<< "$CIB_READ_ONLY_BRANCHES"
+}`;

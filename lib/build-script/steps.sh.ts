@@ -1,0 +1,239 @@
+/**
+ * The strategy-independent bash of the build script: the helpers every step uses and the steps themselves.
+ * Configuration reaches these functions as variables set by `cib_config` (config.ts) from the environment.
+ */
+import { ECR_HOST_PATTERN } from './shell';
+
+/** Logging, state between steps (CodeBuild runs each phase in a new bash), registries, engine flags. */
+export const LIBRARY_SHELL = `cib_log() { printf '[cached-build] %s\\n' "$*" >&2; }
+cib_warn() { printf '[cached-build] WARNING: %s\\n' "$*" >&2; }
+cib_die() { printf '[cached-build] ERROR: %s\\n' "$*" >&2; exit 1; }
+
+cib_state_set() {
+  printf -v "$1" '%s' "$2"
+  printf '%s=%q\\n' "$1" "$2" >> "$CIB_WORK_DIR/state.env"
+}
+cib_load_state() {
+  if [ -f "$CIB_WORK_DIR/state.env" ]; then
+    # shellcheck disable=SC1091
+    . "$CIB_WORK_DIR/state.env"
+  fi
+}
+
+cib_is_ecr_host() { printf '%s' "$1" | grep -Eq '${ECR_HOST_PATTERN}'; }
+cib_ecr_region() { printf '%s' "$1" | cut -d . -f 4; }
+
+cib_registry_hosts() {
+  printf '%s\\n' "\${APP_REPOSITORY_URI%%/*}" "\${CACHE_REPOSITORY_URI%%/*}" | awk 'NF && !seen[$0]++'
+}
+
+# Engine flags from the configuration. Build secrets reach the engine as files only we can read (every engine
+# accepts src=), never as arguments.
+cib_build_flags() {
+  local name entry id var
+  CIB_FLAGS=(--file "$CIB_DOCKERFILE")
+  for name in $CIB_ARG_VARS; do CIB_FLAGS+=(--build-arg "\${name#CIB_BUILD_ARG_}=\${!name}"); done
+  for entry in "\${CIB_SECRET_LIST[@]}"; do
+    id="\${entry%%=*}"
+    var="\${entry#*=}"
+    [ -n "\${!var:-}" ] || cib_die "build secret '$id': environment variable $var is empty"
+    (umask 077 && mkdir -p "$CIB_WORK_DIR/secrets" && printf '%s' "\${!var}" > "$CIB_WORK_DIR/secrets/$id")
+    CIB_FLAGS+=(--secret "id=$id,src=$CIB_WORK_DIR/secrets/$id")
+  done
+  if [ -n "$CIB_TARGET" ]; then CIB_FLAGS+=("--target=$CIB_TARGET"); fi
+  if [ -n "$CIB_PLATFORM" ]; then CIB_FLAGS+=("--platform=$CIB_PLATFORM"); fi
+  if [ -n "\${CIB_NETWORK:-}" ]; then CIB_FLAGS+=("--network=$CIB_NETWORK"); fi
+}
+
+# The digest a tag (HOST/REPO:TAG) points to in its registry, read with one HEAD request. Status 0: printed;
+# 1: the tag does not exist; 2: cannot tell (no curl, a registry we hold no credentials for, an error).
+cib_remote_digest() {
+  local host="\${1%%/*}" rest="\${1#*/}" url headers status
+  local accept='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json,'
+  accept="$accept application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+  command -v curl >/dev/null 2>&1 || return 2
+  if cib_is_local_registry "$host"; then
+    url="http://$host/v2/\${rest%:*}/manifests/\${rest##*:}"
+    headers=$(curl -sSI --max-time 30 -H "Accept: $accept" "$url" < /dev/null 2>/dev/null) || return 2
+  elif cib_is_ecr_host "$host"; then
+    # ECR takes the login password as basic auth; it goes to curl on stdin, never on a command line.
+    url="https://$host/v2/\${rest%:*}/manifests/\${rest##*:}"
+    headers=$(printf 'user = "AWS:%s"\\n' "$(aws ecr get-login-password --region "$(cib_ecr_region "$host")" 2>/dev/null)" \\
+      | curl -sSI --max-time 30 -K - -H "Accept: $accept" "$url" 2>/dev/null) || return 2
+  else
+    return 2
+  fi
+  headers=$(printf '%s\\n' "$headers" | tr -d '\\r')
+  status=$(printf '%s\\n' "$headers" | awk 'NR == 1 { print $2 }')
+  case "$status" in
+    200) printf '%s\\n' "$headers" | awk 'tolower($0) ~ /^docker-content-digest:/ { sub(/^[^:]*: */, ""); print }' \\
+      | grep -Em1 '^sha256:[0-9a-f]{64}$' || return 2 ;;
+    404) return 1 ;;
+    *) return 2 ;;
+  esac
+}`;
+
+/** The steps, each a function `cib_step_<name>`. */
+export const STEPS_SHELL = `cib_step_setup() {
+  cib_state_set CIB_STARTED_AT "$(date +%s)"
+  cib_engine_setup
+}
+
+cib_step_login() {
+  local host region
+  for host in $(cib_registry_hosts; cib_engine_login_hosts); do
+    if cib_is_local_registry "$host"; then
+      cib_log "registry $host: local, no login"
+    elif cib_is_ecr_host "$host"; then
+      region=$(cib_ecr_region "$host")
+      command -v aws >/dev/null 2>&1 || cib_die "the AWS CLI is needed to log in to $host"
+      aws ecr get-login-password --region "$region" | cib_engine_login "$host" \\
+        || cib_die "login to $host failed"
+      cib_log "registry $host: logged in"
+    else
+      cib_log "registry $host: not ECR, using the engine's existing credentials"
+    fi
+  done
+}
+
+# The branch this build is for: CACHE_BRANCH, then what CodeBuild says (webhook head ref, or a source version that
+# names a branch: "refs/heads/x" or "x", "dependabot/npm_and_yarn/x" included), then the git checkout.
+cib_branch() {
+  local branch="\${CACHE_BRANCH:-}" version="\${CODEBUILD_SOURCE_VERSION:-}"
+  if [ -z "$branch" ] && [ -n "\${CODEBUILD_WEBHOOK_HEAD_REF:-}" ]; then branch="\${CODEBUILD_WEBHOOK_HEAD_REF#refs/heads/}"; fi
+  if [ -z "$branch" ] && [ -n "$version" ]; then
+    case "$version" in
+      refs/heads/*) branch="\${version#refs/heads/}" ;;
+      # A pipeline's artifact ARN, a pull request, a tag or another ref, a commit: not a branch.
+      arn:*|pr/*|refs/*) ;;
+      *) if ! [[ $version =~ ^[0-9a-f]{40}$ ]]; then branch="$version"; fi ;;
+    esac
+  fi
+  if [ -z "$branch" ]; then branch=$(git symbolic-ref --short -q HEAD 2>/dev/null || true); fi
+  if [ -z "$branch" ]; then
+    cib_warn "branch unknown (set CACHE_BRANCH): using the default branch $CIB_DEFAULT_BRANCH"
+    branch="$CIB_DEFAULT_BRANCH"
+  fi
+  printf '%s\\n' "$branch"
+}
+
+cib_step_refs() {
+  [ -n "$APP_REPOSITORY_URI" ] || cib_die 'APP_REPOSITORY_URI is not set (the app repository, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app)'
+  [ -n "$CACHE_REPOSITORY_URI" ] || cib_die 'CACHE_REPOSITORY_URI is not set (the cache repository)'
+  local tag="\${IMAGE_TAG:-\${CODEBUILD_RESOLVED_SOURCE_VERSION:-}}"
+  if [ -z "$tag" ]; then tag=$(git rev-parse HEAD 2>/dev/null || true); fi
+  [ -n "$tag" ] || cib_die 'IMAGE_TAG is not set and no commit is known (no CODEBUILD_RESOLVED_SOURCE_VERSION, not a git checkout)'
+  tag=$(cib_branch_tag "$tag")
+  local branch current fallback read write='' pattern
+  branch=$(cib_branch)
+  current=$(cib_branch_tag "$branch")
+  fallback=$(cib_branch_tag "$CIB_DEFAULT_BRANCH")
+  read="$current"
+  if [ "$fallback" != "$current" ]; then read="$current $fallback"; fi
+  if [ "$CIB_CACHE_WRITE" = true ] && [ "\${CACHE_READ_ONLY:-}" != 1 ]; then write="$current"; fi
+  for pattern in "\${CIB_READ_ONLY_LIST[@]}"; do
+    # shellcheck disable=SC2053 # the pattern is a glob on purpose
+    if [[ $branch == $pattern ]]; then write=''; fi
+  done
+  cib_state_set IMAGE_TAG "$tag"
+  cib_state_set IMAGE_URI "$APP_REPOSITORY_URI:$tag"
+  cib_state_set IMAGE_DIGEST ''
+  cib_state_set IMAGE_REUSED false
+  cib_state_set CACHE_BRANCH "$branch"
+  cib_state_set CACHE_READ_TAGS "$read"
+  cib_state_set CACHE_WRITE_TAG "$write"
+  cib_state_set CACHE_REFS_READ "\${read// /,}"
+  cib_state_set CACHE_REF_WRITTEN ''
+  cib_state_set CACHE_BYTES_PUSHED 0
+  cib_log "image $IMAGE_URI; branch $branch; cache read: $read; cache write: \${write:-none (read-only)}"
+  if [ "$CIB_REUSE_EXISTING_IMAGE" = true ]; then cib_reuse_existing; fi
+}
+
+# A tag names one image: when a re-run of a commit finds its tag in the app repository (ECR refuses a second push to
+# an immutable tag, even of the same digest), that image is the result and nothing is built.
+cib_reuse_existing() {
+  local digest status=0
+  digest=$(cib_remote_digest "$IMAGE_URI") || status=$?
+  case "$status" in
+    0)
+      cib_state_set IMAGE_REUSED true
+      cib_state_set IMAGE_DIGEST "$digest"
+      cib_state_set CACHE_READ_TAGS ''
+      cib_state_set CACHE_WRITE_TAG ''
+      cib_state_set CACHE_REFS_READ ''
+      cib_log "image $IMAGE_URI already exists ($digest): reused, nothing is built" ;;
+    1) ;;
+    *) cib_log "could not tell whether $IMAGE_URI already exists: building it" ;;
+  esac
+}
+
+cib_step_build() {
+  if [ "$IMAGE_REUSED" = true ]; then
+    cib_log 'build: skipped, the image already exists'
+    return 0
+  fi
+  trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
+  cib_build_flags
+  # What the cache repository holds before this build exports anything, read while the engine builds.
+  local snapshot=''
+  if [ -n "$CACHE_WRITE_TAG" ]; then
+    (cib_engine_cache_snapshot || true) &
+    snapshot=$!
+  fi
+  cib_engine_build
+  if [ -n "$snapshot" ]; then wait "$snapshot" || true; fi
+  [[ $IMAGE_DIGEST =~ ^sha256:[0-9a-f]{64}$ ]] || cib_die "the engine reported no digest for $IMAGE_URI (got '$IMAGE_DIGEST')"
+  local log="$CIB_WORK_DIR/build.log"
+  # buildah's log has no step times: its timestamped copy gives them.
+  if [ -s "$CIB_WORK_DIR/build.tlog" ]; then log="$CIB_WORK_DIR/build.tlog"; fi
+  cib_count_steps "$log" "$CIB_WORK_DIR/steps.tsv"
+}
+
+cib_step_cache() {
+  local executed=$(( \${CACHE_STEPS_TOTAL:-0} - \${CACHE_STEPS_CACHED:-0} ))
+  if [ "$IMAGE_REUSED" = true ]; then
+    cib_log 'cache: nothing to export, the image was reused'
+  elif [ -z "$CACHE_WRITE_TAG" ]; then
+    cib_log 'cache: read-only for this build, nothing exported'
+  elif [ "$executed" -eq 0 ]; then
+    cib_log 'cache: every step came from cache, nothing exported'
+  else
+    trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
+    cib_build_flags
+    if cib_engine_cache_push; then
+      cib_state_set CACHE_REF_WRITTEN "$(cib_engine_written_refs | paste -sd , -)"
+      cib_state_set CACHE_BYTES_PUSHED "$(cib_engine_cache_bytes || echo 0)"
+      cib_log "cache: $executed step(s) executed, exported to $CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG"
+    else
+      cib_state_set CIB_CACHE_EXPORT_FAILED 1
+      cib_warn "cache export to $CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG failed; the image is built and pushed"
+      if [ -f "$CIB_WORK_DIR/cache-push.log" ]; then tail -n 20 "$CIB_WORK_DIR/cache-push.log" >&2; fi
+    fi
+  fi
+}`;
+
+/** `cib_main STEP...`: checks the configuration and the step names, then runs the steps in order. */
+export function mainShell(stepNames: readonly string[]): string {
+  return `cib_main() {
+  if [ "$#" -eq 0 ]; then set -- ${stepNames.join(' ')}; fi
+  cib_config
+  if [ -z "\${CIB_WORK_DIR:-}" ]; then CIB_WORK_DIR=$(mktemp -d "\${TMPDIR:-/tmp}/cached-build.XXXXXX"); fi
+  mkdir -p "$CIB_WORK_DIR"
+  local step
+  for step in "$@"; do
+    case "$step" in
+      ${stepNames.join('|')}) ;;
+      *) cib_die "unknown step '$step' (steps: ${stepNames.join(' ')})" ;;
+    esac
+  done
+  # A build starts with setup: whatever an earlier build left in the work dir is not its state.
+  if [ "$1" = setup ]; then : > "$CIB_WORK_DIR/state.env"; fi
+  for step in "$@"; do
+    cib_load_state
+    "cib_step_$step"
+  done
+}
+
+cib_main "$@"
+`;
+}
