@@ -273,7 +273,9 @@ export class CachedImageBuild extends Construct {
       actions: ['s3:GetObject'],
       resources: [script.bucket.arnForObjects(script.s3ObjectKey)],
     }));
-    for (const secret of Object.values(props.buildSecrets ?? {})) secret.grantRead(this.project);
+    // CodeBuild's own grant for SECRETS_MANAGER variables covers GetSecretValue on each secret; a customer managed key
+    // needs decrypt too. (Granting GetSecretValue again per secret would double the role policy: IAM caps it at 10,240.)
+    for (const secret of Object.values(props.buildSecrets ?? {})) secret.encryptionKey?.grantDecrypt(this.project);
     if (metrics) {
       // PutMetricData has no resource-level permissions: the namespace condition is the scope.
       this.project.addToRolePolicy(new iam.PolicyStatement({

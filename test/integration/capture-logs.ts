@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   for (const combo of combos) {
     const engine = new Engine(combo.engine, vars);
     const project = new Project(vars.CIB_BASE_IMAGE);
-    const repos = freshRepos(vars.CIB_REGISTRY, combo, 'logs');
+    const repos = await freshRepos(vars, combo, 'logs');
     try {
       // cold (all executed), deps change (mixed, with pulled layers), no change (all cached)
       const cold = await runBuild({ combo, engine, project, repos, branch: 'main', tag: 'l1', available: new Set() });

@@ -10,7 +10,12 @@
 #            installed over the system; runs with Debian 12's runc and the
 #            containerd image store (containerd-snapshotter).
 #   buildah  Debian 12 buildah 1.28 (daemonless; only checked here).
-#   registry Debian docker-registry 2.8 on 127.0.0.1:5000, own config, no auth.
+#   registry Debian docker-registry 2.8 on 127.0.0.1:5001, own config, no auth,
+#            behind
+#   front    the ECR-behaving registry front (test/fakes/registry-front.ts, node) on
+#            127.0.0.1:5000: repositories must be created first (control API
+#            http://127.0.0.1:5000/__front/), immutable tags refused like ECR,
+#            every manifest write recorded. Every engine talks to the front.
 #
 # plus a network-free base image (busybox-static) pushed to the registry as
 # 127.0.0.1:5000/cib/base:1.
@@ -45,6 +50,8 @@ BUILDAH_DRIVER=""
 BUILDAH_TEMPLATE=""
 
 REGISTRY=127.0.0.1:5000
+UPSTREAM=127.0.0.1:5001
+PROJECT_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
 BASE_IMAGE=$REGISTRY/cib/base:1
 
 APT_PACKAGES=(docker.io buildah docker-registry busybox-static runc containerd
@@ -350,8 +357,8 @@ wait_for() { # label pidname check-cmd...
 
 # ------------------------------------------------------------------ start ---
 
-port_busy() {
-  (exec 3<>"/dev/tcp/${REGISTRY%:*}/${REGISTRY##*:}") 2>/dev/null
+port_busy() { # HOST:PORT
+  (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
 }
 
 start_registry() {
@@ -372,16 +379,42 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: $REGISTRY
+  addr: $UPSTREAM
   headers:
     X-Content-Type-Options: [nosniff]
 EOF
-  if port_busy; then
-    warn "something already listens on $REGISTRY"
+  if port_busy "$UPSTREAM"; then
+    warn "something already listens on $UPSTREAM"
     return 1
   fi
   start_daemon registry "$SYS_PATH" /usr/bin/docker-registry serve "$dir/config.yml"
-  wait_for registry registry curl -fsS -o /dev/null "http://$REGISTRY/v2/"
+  wait_for registry registry curl -fsS -o /dev/null "http://$UPSTREAM/v2/"
+}
+
+# The ECR-behaving front before docker-registry (test/fakes/registry-front.ts).
+start_front() {
+  local node ts_node=$PROJECT_DIR/node_modules/ts-node/register/transpile-only
+  node=$(command -v node) || {
+    warn "node is not installed: the registry front needs it"
+    return 1
+  }
+  [[ -e $ts_node.js ]] || {
+    warn "ts-node is missing in $PROJECT_DIR/node_modules: run npm ci first"
+    return 1
+  }
+  if port_busy "$REGISTRY"; then
+    warn "something already listens on $REGISTRY"
+    return 1
+  fi
+  mkdir -p "$RUN_DIR/front"
+  start_daemon front "$SYS_PATH" env TS_NODE_PROJECT="$PROJECT_DIR/tsconfig.json" "$node" -r "$ts_node" \
+    "$PROJECT_DIR/test/fakes/registry-front.ts" --listen "$REGISTRY" --upstream "$UPSTREAM" --state-dir "$RUN_DIR/front"
+  wait_for "registry front" front curl -fsS -o /dev/null "http://$REGISTRY/v2/"
+}
+
+# create_repository NAME MUTABLE|IMMUTABLE: like ECR's CreateRepository, through the front's control API.
+create_repository() {
+  curl -fsS -o /dev/null -X PUT --data "{\"imageTagMutability\":\"$2\"}" "http://$REGISTRY/__front/repositories/$1"
 }
 
 start_d20() {
@@ -583,7 +616,7 @@ cmd_down() {
   kill_containers "$D26_ROOT/usr/bin/docker" "unix://$RUN_DIR/d26.sock"
   kill_containers "$D20_CLIENT" "unix://$RUN_DIR/d20.sock"
   # dockerd 26 needs its containerd while shutting down
-  stop_daemons d26 d20 registry
+  stop_daemons d26 d20 front registry
   stop_daemons d26-containerd
   sweep_leftovers
   unmount_under "$DATA_DIR" "$RUN_DIR"
@@ -607,9 +640,15 @@ cmd_up() {
   local started=() failed=() e
   if ! start_registry; then
     cmd_down >/dev/null 2>&1 || true
-    die "registry did not start on $REGISTRY (log: $LOG_DIR/registry.log)"
+    die "registry did not start on $UPSTREAM (log: $LOG_DIR/registry.log)"
   fi
-  log "registry up on $REGISTRY"
+  if ! start_front; then
+    cmd_down >/dev/null 2>&1 || true
+    die "the registry front did not start on $REGISTRY (log: $LOG_DIR/front.log)"
+  fi
+  local base_repo=${BASE_IMAGE#*/}
+  create_repository "${base_repo%:*}" MUTABLE || die "could not create the repository ${base_repo%:*} on the front"
+  log "registry up on $UPSTREAM, ECR-behaving front on $REGISTRY"
 
   if start_d20; then started+=(d20); else failed+=(d20); fi
   if start_d26; then started+=(d26); else failed+=(d26); fi
@@ -650,6 +689,8 @@ cmd_up() {
   cat >"$ENV_FILE.tmp" <<EOF
 # Written by engines.sh up on $(date -u +%FT%TZ); removed by engines.sh down.
 export CIB_REGISTRY=$REGISTRY
+# the ECR-behaving front's control API (create repositories, read manifest writes)
+export CIB_REGISTRY_CONTROL=http://$REGISTRY/__front
 export CIB_BASE_IMAGE=$BASE_IMAGE
 # docker 20.10: prepend CIB_D20_BIN to PATH, DOCKER_HOST=CIB_D20_HOST, DOCKER_BUILDKIT=1
 export CIB_D20_BIN=$CACHE_DIR/d20/bin
@@ -675,7 +716,7 @@ EOF
 
 cmd_status() {
   local n pid any=0
-  for n in registry d20 d26-containerd d26; do
+  for n in registry front d20 d26-containerd d26; do
     if pid=$(ours_pid "$n"); then
       any=1
       printf '%-15s running  pid %-7s log %s\n' "$n" "$pid" "$LOG_DIR/$n.log"

@@ -4,7 +4,8 @@
  * must show the every-other-build bug on docker 20.10 (proof that the harness sees it).
  */
 import {
-  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, loadEngines, runScenario, SCENARIOS, ScenarioRun, STRATEGY_COMBOS,
+  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, frontEvents, loadEngines, Repos, runScenario, SCENARIOS, ScenarioRun, STRATEGY_COMBOS,
+  tagDigest,
 } from './harness';
 
 const vars = loadEngines();
@@ -21,9 +22,12 @@ afterAll(() => engines.forEach(e => e.dispose()));
 
 const RUN_STEPS = [2, 3, 5, 7];
 
+/** d20x is docker 20.10's daemon with docker 26's buildx plugin. */
+const isStarted = (name: EngineName): boolean => (name === 'd20x' ? started.has('d20') && started.has('d26') : started.has(name));
+
 function describeCombo(combo: Combo, body: () => void): void {
   const title = `${combo.recipe} on ${combo.engine}`;
-  if (started.has(combo.engine)) {
+  if (isStarted(combo.engine)) {
     describe(title, body);
   } else if (required) {
     test(title, () => { throw new Error(`engine ${combo.engine} did not start (REQUIRE_ENGINES=1)`); });
@@ -32,16 +36,38 @@ function describeCombo(combo: Combo, body: () => void): void {
   }
 }
 
+/** One line per build; a build off its ideal carries the lines of its log that say why, so that a failure explains itself. */
 function summary(builds: BuildResult[]): string[] {
-  return builds.map((b, i) => `build ${i + 1}: executed [${b.executed}] ideal [${b.ideal}]`);
+  return builds.map((b, i) => {
+    const line = `build ${i + 1}: executed [${b.executed}] ideal [${b.ideal}]`;
+    if (b.executed.join() === b.ideal.join()) return line;
+    const why = b.log.split('\n').filter(l => /\[cached-build\]|CACHED|importing|pulling|ERROR|error/.test(l));
+    return [line, ...why].join('\n');
+  });
+}
+
+/**
+ * Through the ECR-behaving front: every build PUT its app tag exactly once and was never refused (an immutable ECR
+ * repository refuses a second PUT), and the exported digest is the one the tag points to.
+ */
+async function expectOnePutPerTag(repos: Repos, builds: BuildResult[]): Promise<void> {
+  const events = await frontEvents(vars, repos.app);
+  for (const [i, b] of builds.entries()) {
+    const tag = `b${i + 1}`;
+    const puts = events.filter(e => e.method === 'PUT' && e.reference === tag);
+    expect({ tag, puts: puts.map(e => `${e.status}${e.refused ? ` ${e.refused}` : ''}`) }).toEqual({ tag, puts: ['201'] });
+    expect(b.exports.IMAGE_DIGEST).toBe(await tagDigest(repos.app, tag));
+  }
+  expect(events.filter(e => e.refused)).toEqual([]);
 }
 
 for (const combo of STRATEGY_COMBOS) {
   describeCombo(combo, () => {
     for (const scenario of SCENARIOS) {
       test(`${scenario.name}: ${scenario.title} — executed == ideal on every build`, async () => {
-        const run: ScenarioRun = await runScenario(combo, scenario, engine(combo.engine), vars);
+        const run: ScenarioRun = await runScenario(combo, scenario, engine(combo.engine), vars, { rerun: scenario.name === 'S1' });
         const builds = run.builds;
+        await expectOnePutPerTag(run.repos, builds);
         expect(summary(builds)).toEqual(builds.map((b, i) => `build ${i + 1}: executed [${b.ideal}] ideal [${b.ideal}]`));
         for (const b of builds) {
           // The log parser agrees with the independent markers on every RUN step.
@@ -87,10 +113,36 @@ for (const combo of STRATEGY_COMBOS) {
         if (scenario.name !== 'S3') {
           expect(builds.every(b => b.cacheBytesAdded > 0)).toBe(true);
         }
+        if (run.rerun) {
+          // "Release change": the same commit again. Its tag exists in the immutable app repository: reused, nothing built
+          // or pushed, the same digest handed on.
+          const last = builds[builds.length - 1];
+          expect(run.rerun.exports).toMatchObject({ IMAGE_REUSED: 'true', IMAGE_DIGEST: last.exports.IMAGE_DIGEST, CACHE_REF_WRITTEN: '' });
+          expect(run.rerun.executed).toEqual([]);
+          expect(run.rerun.report).toMatchObject({ reused: true, hitRatio: null, stepsTotal: 0 });
+          expect(run.rerun.cacheBytesAdded).toBe(0);
+          await expectOnePutPerTag(run.repos, builds);
+        }
       });
     }
   });
 }
+
+// Docker Hub out of reach (rate limit, outage): on the classic image store the registry strategy cannot start its BuildKit
+// container, and falls back to the inline strategy for the build instead of failing. Still ideal on every build.
+describeCombo({ recipe: 'registry', engine: 'd20x' }, () => {
+  test('S2 with a BuildKit image that cannot be pulled: every build falls back to inline, executed == ideal, one PUT per tag', async () => {
+    const run = await runScenario({ recipe: 'registry', engine: 'd20x' }, SCENARIOS[1], engine('d20x'), vars, {
+      env: { CIB_BUILDKIT_IMAGE: `${vars.CIB_REGISTRY}/missing/buildkit:none` },
+    });
+    expect(summary(run.builds)).toEqual(run.builds.map((b, i) => `build ${i + 1}: executed [${b.ideal}] ideal [${b.ideal}]`));
+    for (const b of run.builds) {
+      expect(b.report).toMatchObject({ fallback: 'inline' });
+      expect(b.log).toContain('this build falls back to the inline strategy');
+    }
+    await expectOnePutPerTag(run.repos, run.builds);
+  });
+});
 
 for (const combo of BASELINE_COMBOS.filter(c => c.recipe === 'naive')) {
   describeCombo(combo, () => {

@@ -12,8 +12,10 @@ import * as path from 'path';
 import { BuildScript } from '../../lib/build-script/build-script';
 import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
 import { StrategyName } from '../../lib/build-script/engine';
+import { FrontEvent } from '../fakes/registry-front';
 
-export type EngineName = 'd20' | 'd26' | 'buildah';
+/** d20x: docker 20.10's daemon (classic image store) with the buildx plugin, where the registry strategy needs a BuildKit container. */
+export type EngineName = 'd20' | 'd20x' | 'd26' | 'buildah';
 /** Our three strategies plus the two baselines: the naive recipe and the seed's "push when nothing was CACHED" rule. */
 export type RecipeName = StrategyName | 'naive' | 'seed';
 
@@ -180,7 +182,7 @@ export class Engine {
 
   constructor(public readonly name: EngineName, private readonly vars: Record<string, string>) {
     this.dockerConfig = fs.mkdtempSync(path.join(os.tmpdir(), `cib-dockercfg-${name}-`));
-    if (name === 'd26') {
+    if (name === 'd26' || name === 'd20x') {
       fs.mkdirSync(path.join(this.dockerConfig, 'cli-plugins'));
       fs.symlinkSync(path.join(vars.CIB_D26_DOCKER_CONFIG, 'cli-plugins', 'docker-buildx'),
         path.join(this.dockerConfig, 'cli-plugins', 'docker-buildx'));
@@ -191,6 +193,7 @@ export class Engine {
     const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: os.tmpdir(), LANG: 'C.UTF-8' };
     switch (this.name) {
       case 'd20':
+      case 'd20x':
         return { ...base, PATH: `${this.vars.CIB_D20_BIN}:${base.PATH}`, DOCKER_HOST: this.vars.CIB_D20_HOST, DOCKER_CONFIG: this.dockerConfig, DOCKER_BUILDKIT: '1' };
       case 'd26':
         return { ...base, PATH: `${this.vars.CIB_D26_BIN}:${base.PATH}`, DOCKER_HOST: this.vars.CIB_D26_HOST, DOCKER_CONFIG: this.dockerConfig };
@@ -236,15 +239,41 @@ export class Engine {
 /** The repositories one scenario run uses: fresh names, so no run sees another's cache. */
 export interface Repos { readonly registry: string; readonly app: string; readonly cache: string }
 
-export function freshRepos(registry: string, combo: Combo, scenario: string): Repos {
+/** Creates a repository on the ECR-behaving front, like ECR's CreateRepository (pushing to a missing one is refused). */
+export async function createRepository(vars: Record<string, string>, name: string, mutability: 'MUTABLE' | 'IMMUTABLE'): Promise<void> {
+  const res = await fetch(`${vars.CIB_REGISTRY_CONTROL}/repositories/${encodeURIComponent(name)}`, {
+    method: 'PUT', body: JSON.stringify({ imageTagMutability: mutability }),
+  });
+  if (res.status !== 201) throw new Error(`creating repository ${name} on the registry front: ${res.status} ${await res.text()}`);
+}
+
+/** Fresh app (immutable, like the construct's) and cache (mutable) repositories on the front. */
+export async function freshRepos(vars: Record<string, string>, combo: Combo, scenario: string): Promise<Repos> {
+  const registry = vars.CIB_REGISTRY;
   const id = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const prefix = `cib-${id}/${combo.recipe}-${combo.engine}-${scenario.toLowerCase()}`;
+  await createRepository(vars, `${prefix}-app`, 'IMMUTABLE');
+  await createRepository(vars, `${prefix}-cache`, 'MUTABLE');
   return { registry, app: `${registry}/${prefix}-app`, cache: `${registry}/${prefix}-cache` };
 }
 
+/** The manifest writes (and refusals) the front saw for one repository (`registry/name`). */
+export async function frontEvents(vars: Record<string, string>, repository: string): Promise<FrontEvent[]> {
+  const name = repository.slice(vars.CIB_REGISTRY.length + 1);
+  const res = await fetch(`${vars.CIB_REGISTRY_CONTROL}/events?repository=${encodeURIComponent(name)}`);
+  return (await res.json()) as FrontEvent[];
+}
+
+/** The digest a tag points to, asked of the registry (HEAD, as the script does). */
+export async function tagDigest(repository: string, tag: string): Promise<string | undefined> {
+  const [registry, ...rest] = repository.split('/');
+  const res = await fetch(`http://${registry}/v2/${rest.join('/')}/manifests/${tag}`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT } });
+  return res.ok ? res.headers.get('docker-content-digest') ?? undefined : undefined;
+}
+
 /** Renders our build script for a strategy (the same text the buildspec carries). */
-export function renderScript(strategy: StrategyName, options: { defaultBranch?: string } = {}): string {
-  return new BuildScript({ strategy, dockerfile: 'Dockerfile', context: '.', defaultBranch: options.defaultBranch ?? 'main' }).renderScript();
+export function renderScript(strategy: StrategyName): string {
+  return new BuildScript({ strategy }).renderScript();
 }
 
 export function parseSteps(log: string, format: 'buildkit' | 'buildah'): Array<{ n: number; status: string }> {
@@ -286,6 +315,8 @@ export interface BuildRequest {
   readonly available: ReadonlySet<string>;
   /** Keep the builder's local state (the floor measurement). */
   readonly keepLocal?: boolean;
+  /** More environment for the script (configuration variables). */
+  readonly env?: Record<string, string>;
 }
 
 export async function runBuild(req: BuildRequest): Promise<BuildResult> {
@@ -304,7 +335,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   }
   const env: NodeJS.ProcessEnv = {
     ...engine.env(), APP_REPOSITORY_URI: repos.app, CACHE_REPOSITORY_URI: repos.cache,
-    IMAGE_TAG: req.tag, CACHE_BRANCH: req.branch, CIB_NETWORK: 'host', CIB_WORK_DIR: workDir,
+    IMAGE_TAG: req.tag, CACHE_BRANCH: req.branch, CIB_NETWORK: 'host', CIB_WORK_DIR: workDir, ...req.env,
   };
   const t0 = process.hrtime.bigint();
   const r = bash(script, env, project.dir);
@@ -353,7 +384,10 @@ export const SCENARIOS: readonly Scenario[] = [
 export interface ScenarioRun {
   readonly combo: Combo;
   readonly scenario: Scenario;
+  readonly repos: Repos;
   readonly builds: BuildResult[];
+  /** The last build run again, same commit and tag, on a wiped builder ("Release change"), when asked for. */
+  rerun?: BuildResult;
   /** Wall seconds of one more app-change build on a builder that kept its local cache. */
   floorSeconds?: number;
 }
@@ -364,9 +398,10 @@ export interface ScenarioRun {
  * exactly the same prefix of steps.
  */
 export async function runScenario(combo: Combo, scenario: Scenario, engine: Engine, vars: Record<string, string>,
-  options: { floor?: boolean; onBuild?: (i: number, r: BuildResult) => void } = {}): Promise<ScenarioRun> {
+  options: { floor?: boolean; rerun?: boolean; env?: Record<string, string>; onBuild?: (i: number, r: BuildResult) => void } = {},
+): Promise<ScenarioRun> {
   const project = new Project(vars.CIB_BASE_IMAGE);
-  const repos = freshRepos(vars.CIB_REGISTRY, combo, scenario.name);
+  const repos = await freshRepos(vars, combo, scenario.name);
   const built = new Map<string, Set<string>>();
   const results: BuildResult[] = [];
   let counter = 0;
@@ -384,12 +419,21 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
   try {
     for (const [i, b] of scenario.builds.entries()) {
       change(b.change);
-      const r = await runBuild({ combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: availableFor(b.branch) });
+      const r = await runBuild({
+        combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: availableFor(b.branch), env: options.env,
+      });
       remember(b.branch);
       results.push(r);
       options.onBuild?.(i, r);
     }
-    const run: ScenarioRun = { combo, scenario, builds: results };
+    const run: ScenarioRun = { combo, scenario, repos, builds: results };
+    if (options.rerun) {
+      const last = scenario.builds.length - 1;
+      run.rerun = await runBuild({
+        combo, engine, project, repos, branch: scenario.builds[last].branch, tag: `b${last + 1}`, available: new Set(project.prefixKeys().values()),
+        env: options.env,
+      });
+    }
     if (options.floor) {
       change('app');
       const r = await runBuild({ combo, engine, project, repos, branch: 'main', tag: 'floor', available: availableFor('main'), keepLocal: true });

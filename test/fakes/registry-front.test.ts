@@ -1,0 +1,163 @@
+/**
+ * The ECR-behaving registry front refuses what ECR refuses (test/aws-contract.md), in front of a stand-in upstream
+ * registry that, like docker-registry, accepts everything.
+ */
+import { createHash } from 'crypto';
+import * as http from 'http';
+import { Endpoint, RegistryFront } from './registry-front';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+
+/** A lenient upstream: stores manifests by repository and reference, answers everything else 202, records Host headers. */
+function lenientUpstream(): { server: http.Server; hosts: string[]; listen(): Promise<Endpoint> } {
+  const manifests = new Map<string, { body: Buffer; digest: string }>();
+  const hosts: string[] = [];
+  const server = http.createServer((req, res) => {
+    hosts.push(req.headers.host ?? '');
+    const chunks: Buffer[] = [];
+    req.on('data', c => chunks.push(c));
+    req.on('end', () => {
+      const m = /^\/v2\/(.+)\/manifests\/(.+)$/.exec(req.url ?? '');
+      if (m && req.method === 'PUT') {
+        const body = Buffer.concat(chunks);
+        const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+        manifests.set(`${m[1]}@${m[2]}`, { body, digest });
+        manifests.set(`${m[1]}@${digest}`, { body, digest });
+        res.writeHead(201, { 'Docker-Content-Digest': digest, Location: `http://${req.headers.host}/v2/${m[1]}/manifests/${digest}` });
+        res.end();
+        return;
+      }
+      if (m && (req.method === 'HEAD' || req.method === 'GET')) {
+        const found = manifests.get(`${m[1]}@${m[2]}`);
+        if (!found) {
+          res.writeHead(404);
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'Docker-Content-Digest': found.digest, 'Content-Length': found.body.length });
+        res.end(req.method === 'GET' ? found.body : undefined);
+        return;
+      }
+      res.writeHead(202, { Location: `http://${req.headers.host}/v2/upload/1` });
+      res.end();
+    });
+  });
+  return {
+    server, hosts,
+    listen: () => new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve({ host: '127.0.0.1', port: (server.address() as { port: number }).port }))),
+  };
+}
+
+interface Answer { status: number; body: string; headers: http.IncomingHttpHeaders }
+
+let upstream: ReturnType<typeof lenientUpstream>;
+let front: RegistryFront;
+let at: Endpoint;
+
+function request(method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: at.host, port: at.port, method, path, headers }, res => {
+      const chunks: Buffer[] = [];
+      res.on('data', c => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const manifest = (n: number): string => JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { digest: `sha256:${'c'.repeat(63)}${n}`, size: 1 } });
+const create = (name: string, mutability: string) => request('PUT', `/__front/repositories/${name}`, JSON.stringify({ imageTagMutability: mutability }));
+const errorCode = (a: Answer): string => JSON.parse(a.body).errors[0].code;
+
+beforeEach(async () => {
+  upstream = lenientUpstream();
+  const up = await upstream.listen();
+  front = new RegistryFront(up);
+  at = await front.listen({ host: '127.0.0.1', port: 0 });
+  expect((await create('team/app', 'IMMUTABLE')).status).toBe(201);
+  expect((await create('team/app-cache', 'MUTABLE')).status).toBe(201);
+});
+
+afterEach(async () => {
+  await front.close();
+  upstream.server.closeAllConnections();
+  await new Promise(resolve => upstream.server.close(resolve));
+});
+
+describe('repositories must exist, as in ECR', () => {
+  test.each([
+    ['PUT', '/v2/nope/manifests/t1'], ['HEAD', '/v2/nope/manifests/t1'], ['POST', '/v2/nope/blobs/uploads/'], ['GET', '/v2/nope/tags/list'],
+  ])('%s %s is NAME_UNKNOWN (404)', async (method, path) => {
+    const r = await request(method, path, method === 'PUT' ? manifest(1) : undefined);
+    expect(r.status).toBe(404);
+    if (method !== 'HEAD') {
+      expect(JSON.parse(r.body).errors[0]).toMatchObject({
+        code: 'NAME_UNKNOWN', message: "The repository with name 'nope' does not exist in the registry with id '123456789012'",
+      });
+    }
+  });
+
+  test('repository names follow ECR\'s pattern; a name is created once', async () => {
+    expect((await create('Team/App', 'MUTABLE')).status).toBe(400);
+    expect((await create('a', 'MUTABLE')).status).toBe(400);
+    expect((await create('team/app', 'MUTABLE')).status).toBe(409);
+    expect((await create('team/other', 'SOMETIMES')).status).toBe(400);
+  });
+});
+
+describe('tag immutability, as in ECR', () => {
+  test('an immutable tag is PUT once; the same manifest again is TAG_INVALID (400), and recorded', async () => {
+    expect((await request('PUT', '/v2/team/app/manifests/c1', manifest(1))).status).toBe(201);
+    const again = await request('PUT', '/v2/team/app/manifests/c1', manifest(1));
+    expect(again.status).toBe(400);
+    expect(JSON.parse(again.body).errors[0]).toMatchObject({
+      code: 'TAG_INVALID',
+      message: "The image tag 'c1' already exists in the 'team/app' repository and cannot be overwritten because the tag is immutable.",
+    });
+    const events = JSON.parse((await request('GET', '/__front/events?repository=team/app')).body);
+    expect(events.map((e: { reference: string; status: number; refused?: string }) => [e.reference, e.status, e.refused])).toEqual([
+      ['c1', 201, undefined], ['c1', 400, 'TAG_INVALID'],
+    ]);
+    expect(events[0].digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  test('a mutable repository takes a tag again; digests can always be PUT', async () => {
+    for (let i = 0; i < 2; i++) expect((await request('PUT', '/v2/team/app-cache/manifests/main', manifest(i))).status).toBe(201);
+    const digest = `sha256:${createHash('sha256').update(manifest(7)).digest('hex')}`;
+    for (let i = 0; i < 2; i++) expect((await request('PUT', `/v2/team/app/manifests/${digest}`, manifest(7))).status).toBe(201);
+  });
+
+  test('of two racing PUTs to one immutable tag exactly one wins', async () => {
+    const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => request('PUT', '/v2/team/app/manifests/race', manifest(i))));
+    expect(answers.map(a => a.status).sort()).toEqual([201, 400, 400, 400, 400]);
+  });
+
+  test.each([['x'.repeat(129)], ['.hidden'], ['-dash']])('the tag %s is TAG_INVALID', async tag => {
+    const r = await request('PUT', `/v2/team/app-cache/manifests/${tag}`, manifest(1));
+    expect([r.status, errorCode(r)]).toEqual([400, 'TAG_INVALID']);
+  });
+});
+
+describe('manifests ECR refuses', () => {
+  test("BuildKit's legacy cache export (an index of non-manifest blobs) is UNSUPPORTED; an index of manifests is fine", async () => {
+    const legacy = JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_INDEX,
+      manifests: [{ mediaType: 'application/vnd.buildkit.cacheconfig.v0', digest: `sha256:${'a'.repeat(64)}`, size: 1 }],
+    });
+    const r = await request('PUT', '/v2/team/app-cache/manifests/main', legacy);
+    expect([r.status, errorCode(r)]).toEqual([400, 'UNSUPPORTED']);
+    const index = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: `sha256:${'b'.repeat(64)}`, size: 1 }] });
+    expect((await request('PUT', '/v2/team/app-cache/manifests/multi', index)).status).toBe(201);
+  });
+});
+
+describe('everything else passes through', () => {
+  test('the Host header reaches the upstream, so its upload locations point at the front', async () => {
+    const r = await request('POST', '/v2/team/app/blobs/uploads/', undefined, { Host: 'registry.test:5000' });
+    expect(r.status).toBe(202);
+    expect(r.headers.location).toBe('http://registry.test:5000/v2/upload/1');
+    expect(upstream.hosts).toContain('registry.test:5000');
+  });
+});

@@ -1,0 +1,293 @@
+/**
+ * An ECR-behaving front for docker-registry, for the engine suite.
+ *
+ * docker-registry 2.8 is more lenient than Amazon ECR: it creates repositories on push, lets any tag be overwritten,
+ * and accepts image indexes that reference non-manifest blobs. Every engine test pushes through this front instead,
+ * which refuses what ECR refuses (rules and sources: test/aws-contract.md), with ECR's error codes and messages,
+ * and records every manifest write so that tests can count PUTs per tag:
+ *
+ * - a repository must exist before anything is pushed to it or read from it (`NAME_UNKNOWN`, HTTP 404);
+ *   repositories are created through the control API with a tag mutability, like `CreateRepository`;
+ * - in an IMMUTABLE repository a manifest PUT to a tag that exists is refused (`TAG_INVALID`, HTTP 400), even
+ *   when the digest is the same;
+ * - tags longer than ECR's maximum, or outside its pattern, are refused (`TAG_INVALID`);
+ * - an index whose entries are not manifests (BuildKit's default cache export) is refused (`MANIFEST_INVALID`).
+ *
+ * Control API (loopback only, under /__front/):
+ *   PUT    /__front/repositories/<name>   {"imageTagMutability":"IMMUTABLE"|"MUTABLE"}  create (409 if it exists)
+ *   GET    /__front/repositories           the repositories
+ *   GET    /__front/events[?repository=R]  manifest writes and refusals, oldest first
+ *
+ * Run: node -r ts-node/register/transpile-only registry-front.ts --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001
+ */
+import * as http from 'http';
+
+export type TagMutability = 'MUTABLE' | 'IMMUTABLE';
+
+/** One manifest write (or refusal) the front saw. */
+export interface FrontEvent {
+  readonly method: 'PUT' | 'DELETE';
+  readonly repository: string;
+  /** The tag or digest in the URL. */
+  readonly reference: string;
+  readonly status: number;
+  /** The manifest digest the registry answered with (successful PUTs). */
+  readonly digest?: string;
+  /** ECR's error code, when the front refused the request. */
+  readonly refused?: string;
+  readonly at: number;
+}
+
+export interface Endpoint { readonly host: string; readonly port: number }
+
+/**
+ * A tag as the registry API takes it (OCI distribution spec, what ECR's registry endpoint follows): 1–128 of
+ * `[A-Za-z0-9_.-]`, not starting with `.` or `-`. (ECR's own API allows 300 characters; a docker push cannot use them.)
+ */
+export const REGISTRY_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+const MANIFEST_TYPES = new Set([
+  ...INDEX_TYPES, 'application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json',
+]);
+const ACCEPT_ALL = [...MANIFEST_TYPES].join(', ');
+const ROUTE = /^\/v2\/(.+?)\/(manifests|blobs|tags)\/(.*)$/;
+/** Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection: a proxy never passes them on. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+
+function endToEnd(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = { ...headers };
+  for (const h of HOP_BY_HOP) delete out[h];
+  return out;
+}
+
+function registryError(res: http.ServerResponse, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ errors: [{ code, message, detail: null }] });
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function json(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Why ECR would refuse this manifest, or undefined. */
+export function invalidManifestReason(body: Buffer): string | undefined {
+  let parsed: { mediaType?: string; manifests?: Array<{ mediaType?: string; digest?: string }> };
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return 'the manifest is not valid JSON';
+  }
+  if (!parsed.manifests) return undefined;
+  for (const m of parsed.manifests) {
+    if (!m.mediaType || !MANIFEST_TYPES.has(m.mediaType)) {
+      return `the image index references ${m.digest ?? 'an entry'} of media type '${m.mediaType ?? ''}', which is not an image manifest`;
+    }
+  }
+  return undefined;
+}
+
+export class RegistryFront {
+  private readonly server: http.Server;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly repositories = new Map<string, TagMutability>();
+  private readonly events: FrontEvent[] = [];
+  /** Manifest PUTs to one tag of an immutable repository run one at a time, so that exactly one of two racing pushes wins. */
+  private readonly tagLocks = new Map<string, Promise<void>>();
+
+  constructor(private readonly upstream: Endpoint, private readonly registryId = '123456789012') {
+    this.server = http.createServer((req, res) => {
+      this.route(req, res).catch(e => {
+        process.stderr.write(`registry front: ${req.method} ${req.url}: ${(e as Error).stack ?? String(e)}\n`);
+        if (!res.headersSent) registryError(res, 500, 'UNKNOWN', `registry front: ${(e as Error).message}`);
+        else res.destroy();
+      });
+    });
+    // Longer than any client keeps an idle connection, so that the server never closes one a client is about to reuse.
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 66_000;
+  }
+
+  public listen(at: Endpoint): Promise<Endpoint> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(at.port, at.host, () => {
+        const a = this.server.address() as { address: string; port: number };
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  public close(): Promise<void> {
+    this.agent.destroy();
+    this.server.closeAllConnections();
+    return new Promise(resolve => this.server.close(() => resolve()));
+  }
+
+  public createRepository(name: string, mutability: TagMutability): boolean {
+    if (this.repositories.has(name)) return false;
+    this.repositories.set(name, mutability);
+    return true;
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://front');
+    if (url.pathname.startsWith('/__front/')) return this.control(req, res, url);
+    const m = ROUTE.exec(url.pathname);
+    if (!m) {
+      await this.forward(req, res);
+      return;
+    }
+    const [, repository, kind, reference] = m;
+    if (!this.repositories.has(repository)) {
+      return registryError(res, 404, 'NAME_UNKNOWN',
+        `The repository with name '${repository}' does not exist in the registry with id '${this.registryId}'`);
+    }
+    if (kind === 'manifests' && req.method === 'PUT') return this.putManifest(req, res, repository, reference);
+    if (kind === 'manifests' && req.method === 'DELETE') {
+      const { status } = await this.forward(req, res);
+      this.events.push({ method: 'DELETE', repository, reference, status, at: Date.now() });
+      return;
+    }
+    await this.forward(req, res);
+  }
+
+  private async putManifest(req: http.IncomingMessage, res: http.ServerResponse, repository: string, reference: string): Promise<void> {
+    const body = await readBody(req);
+    const byDigest = reference.startsWith('sha256:');
+    const refuse = (status: number, code: string, message: string): void => {
+      this.events.push({ method: 'PUT', repository, reference, status, refused: code, at: Date.now() });
+      registryError(res, status, code, message);
+    };
+    if (!byDigest && !REGISTRY_TAG.test(reference)) {
+      return refuse(400, 'TAG_INVALID', `The image tag '${reference}' is not valid: 1-128 characters of [A-Za-z0-9_.-], not starting with . or -`);
+    }
+    // ECR refused BuildKit's legacy cache export, an index of non-manifest blobs (moby/buildkit#699): cache must be
+    // exported with image-manifest=true.
+    const invalid = invalidManifestReason(body);
+    if (invalid) return refuse(400, 'UNSUPPORTED', `Unsupported manifest type: ${invalid}`);
+    const immutable = !byDigest && this.repositories.get(repository) === 'IMMUTABLE';
+    const write = async (): Promise<void> => {
+      if (immutable && await this.tagExists(repository, reference)) {
+        return refuse(400, 'TAG_INVALID',
+          `The image tag '${reference}' already exists in the '${repository}' repository and cannot be overwritten because the tag is immutable.`);
+      }
+      const { status, digest } = await this.forward(req, res, body);
+      this.events.push({ method: 'PUT', repository, reference, status, digest, at: Date.now() });
+    };
+    if (!immutable) return write();
+    // One write at a time per tag: the check and the write of two racing pushes must not interleave.
+    const key = `${repository}:${reference}`;
+    const turn = (this.tagLocks.get(key) ?? Promise.resolve()).then(write);
+    const settled = turn.then(() => undefined, () => undefined);
+    this.tagLocks.set(key, settled);
+    try {
+      await turn;
+    } finally {
+      if (this.tagLocks.get(key) === settled) this.tagLocks.delete(key);
+    }
+  }
+
+  private tagExists(repository: string, tag: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const r = http.request({
+        host: this.upstream.host, port: this.upstream.port, method: 'HEAD', agent: this.agent,
+        path: `/v2/${repository}/manifests/${tag}`, headers: { Accept: ACCEPT_ALL },
+      }, up => {
+        up.resume();
+        up.on('end', () => resolve(up.statusCode === 200));
+      });
+      r.on('error', reject);
+      r.end();
+    });
+  }
+
+  /** Passes the request through (the Host header too, so that upload locations point at the front). */
+  private forward(req: http.IncomingMessage, res: http.ServerResponse, body?: Buffer): Promise<{ status: number; digest?: string }> {
+    return new Promise((resolve, reject) => {
+      const headers = endToEnd(req.headers);
+      if (body !== undefined) headers['content-length'] = String(body.length);
+      const up = http.request({
+        host: this.upstream.host, port: this.upstream.port, method: req.method, path: req.url, headers, agent: this.agent,
+      }, upRes => {
+        res.writeHead(upRes.statusCode ?? 502, endToEnd(upRes.headers));
+        upRes.pipe(res);
+        const digest = upRes.headers['docker-content-digest'];
+        upRes.on('end', () => resolve({ status: upRes.statusCode ?? 502, digest: typeof digest === 'string' ? digest : undefined }));
+        upRes.on('error', reject);
+      });
+      up.on('error', e => {
+        process.stderr.write(`registry front: ${req.method} ${req.url}: upstream: ${e.message}\n`);
+        if (!res.headersSent) registryError(res, 502, 'UNAVAILABLE', `registry front: upstream: ${e.message}`);
+        else res.destroy();
+        resolve({ status: 502 });
+      });
+      if (body !== undefined) up.end(body);
+      else req.pipe(up);
+    });
+  }
+
+  private async control(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname.slice('/__front/'.length);
+    if (path === 'repositories' && req.method === 'GET') {
+      return json(res, 200, Object.fromEntries(this.repositories));
+    }
+    if (path.startsWith('repositories/') && req.method === 'PUT') {
+      const name = decodeURIComponent(path.slice('repositories/'.length));
+      const body = (await readBody(req)).toString('utf8');
+      const mutability = (body ? JSON.parse(body).imageTagMutability : undefined) ?? 'MUTABLE';
+      if (mutability !== 'MUTABLE' && mutability !== 'IMMUTABLE') return json(res, 400, { error: `bad imageTagMutability '${mutability}'` });
+      if (!REPOSITORY_NAME.test(name)) return json(res, 400, { error: `InvalidParameterException: repository name '${name}' does not match ${REPOSITORY_NAME}` });
+      if (!this.createRepository(name, mutability)) return json(res, 409, { error: `RepositoryAlreadyExistsException: '${name}'` });
+      return json(res, 201, { repositoryName: name, imageTagMutability: mutability });
+    }
+    if (path === 'events' && req.method === 'GET') {
+      const repo = url.searchParams.get('repository');
+      return json(res, 200, repo ? this.events.filter(e => e.repository === repo) : this.events);
+    }
+    return json(res, 404, { error: `unknown control request ${req.method} ${url.pathname}` });
+  }
+}
+
+/** ECR repository names (CreateRepository's `repositoryName`): 2–256 characters of this pattern (the API model's). */
+export const REPOSITORY_NAME = /^(?=.{2,256}$)[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/;
+
+function endpoint(flag: string, value: string | undefined): Endpoint {
+  const m = /^([0-9.]+|localhost):([0-9]+)$/.exec(value ?? '');
+  if (!m) throw new Error(`${flag} must be HOST:PORT, got '${value ?? ''}'`);
+  return { host: m[1], port: Number(m[2]) };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const arg = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const front = new RegistryFront(endpoint('--upstream', arg('--upstream')));
+  const at = await front.listen(endpoint('--listen', arg('--listen')));
+  process.stdout.write(`registry front on ${at.host}:${at.port}, upstream ${arg('--upstream')}\n`);
+  const stop = (): void => {
+    front.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch(e => {
+    process.stderr.write(`registry front: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+}
