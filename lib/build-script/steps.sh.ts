@@ -168,7 +168,7 @@ cib_reuse_existing() {
 }
 
 cib_step_build() {
-  if [ "$IMAGE_REUSED" = true ]; then
+  if [ "\${IMAGE_REUSED:-}" = true ]; then
     cib_log 'build: skipped, the image already exists'
     return 0
   fi
@@ -191,7 +191,7 @@ cib_step_build() {
 
 cib_step_cache() {
   local executed=$(( \${CACHE_STEPS_TOTAL:-0} - \${CACHE_STEPS_CACHED:-0} ))
-  if [ "$IMAGE_REUSED" = true ]; then
+  if [ "\${IMAGE_REUSED:-}" = true ]; then
     cib_log 'cache: nothing to export, the image was reused'
   elif [ -z "$CACHE_WRITE_TAG" ]; then
     cib_log 'cache: read-only for this build, nothing exported'
