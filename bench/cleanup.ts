@@ -1,15 +1,16 @@
 /**
  * `npm run bench:cleanup`: one cleanup run over a synthetic cache repository of 100,000 images (200 branches,
- * 10,000 builds), through the real handler and real SDK clients whose requests are answered in-process, after a
- * fixed latency, by the strict ECR and CodeBuild fakes of test/fakes/ (the ones the unit tests use, which refuse
- * every call the services would refuse). Prints a Markdown table and a machine-readable last line.
+ * 10,000 builds, archived images, buildah step chains, builds still running), through the real handler and real SDK
+ * clients whose requests are answered in-process, after a fixed latency, by the strict ECR and CodeBuild fakes of
+ * test/fakes/ (the ones the unit tests use, which refuse every call the services would refuse). Prints a Markdown table
+ * and a machine-readable last line.
  *
  * The fakes sit at the start of the SDK middleware stack (not aws-sdk-client-mock), and record no call inputs here:
  * sinon, or a log of every call, would keep the arguments alive and inflate the memory being measured.
  */
 import { branchTag } from '../lib/build-script/cache-refs';
 import { resolvePolicy } from '../lambda/cache-cleanup/config';
-import { DeleteReason } from '../lambda/cache-cleanup/contract';
+import { DeleteReason, KeepReason } from '../lambda/cache-cleanup/contract';
 import { runCleanup } from '../lambda/cache-cleanup/index';
 import { CleanupReport } from '../lambda/cache-cleanup/report';
 import { FakeBuild, FakeCodeBuild } from '../test/fakes/codebuild';
@@ -50,21 +51,38 @@ interface Synthetic {
   /** Newest first. */
   builds: FakeBuild[];
   defaultTag: string;
+  /** The refs main's newest build used (step tags when it was a buildah-style build): the default branch's protected cache. */
+  defaultRefs: string[];
+  /** Branch tags of the builds in progress: in use. */
+  runningTags: string[];
+  /** Archived indexes (their children unknown to the cleanup): they go in calls of their own, before the rest. */
+  archivedIndexes: string[];
 }
 
+const STEP_CHAINS = 500;
+const STEPS_PER_CHAIN = 8;
+const RUNNING_BUILDS = 3;
+const ARCHIVED = 1000;
+const ARCHIVED_INDEXES = 100;
+
 /**
- * A repository that was never cleaned: per branch its current cache plus the manifests overwrites left untagged,
- * a few branches with extra `--` refs, inline caches pushed as indexes (image + attestation), and buildah step
- * tags for the rest; builds over 30 days that read their branch and main, 60% of them writing.
+ * A repository that was never cleaned: per branch its current cache plus the manifests overwrites left untagged (for
+ * a hundred branches an index: image + attestation), untagged indexes, 1,000 archived images and 100 archived indexes,
+ * buildah step tags (500 chains of 8 steps that builds read and wrote, and loose ones for the rest); builds over 30
+ * days that read their branch and main, 60% of them writing, one in five exporting buildah step tags, and three builds
+ * still running on idle branches.
  */
 function synthesize(): Synthetic {
   const defaultTag = branchTag('main');
-  const branches = Array.from({ length: BRANCHES }, (_, k) => ({
-    tag: k === 0 ? defaultTag : branchTag(`feature/${k}-${hex64().slice(0, 6)}`),
-    lastActive: k === 0 ? NOW - HOUR : NOW - between(0, 45) * DAY - between(0, 24) * HOUR,
-  }));
+  const branches = Array.from({ length: BRANCHES }, (_, k) => {
+    const name = k === 0 ? 'main' : `feature/${k}-${hex64().slice(0, 6)}`;
+    const lastActive = k === 0 ? NOW - HOUR : NOW - between(0, 45) * DAY - between(0, 24) * HOUR;
+    return { name, tag: branchTag(name), chain: k % STEP_CHAINS, lastActive };
+  });
+  const chains = Array.from({ length: STEP_CHAINS }, () => Array.from({ length: STEPS_PER_CHAIN }, hex64));
   const builds: FakeBuild[] = [];
   const writes = new Map<string, number[]>();
+  let defaultRefs: string[] | undefined;
   for (let b = 0; b < BUILDS; b++) {
     const start = NOW - Math.floor((b / BUILDS) * 30 * DAY) - HOUR;
     let branch = branches[0];
@@ -76,48 +94,74 @@ function synthesize(): Synthetic {
       }
     }
     const wrote = random() < 0.6;
-    if (wrote) writes.set(branch.tag, [...(writes.get(branch.tag) ?? []), start + 10 * 60_000]);
+    let read = branch.tag === defaultTag ? defaultTag : `${branch.tag},${defaultTag}`;
+    let written = wrote ? branch.tag : '';
+    // One build in five is buildah-style, and so is main's newest, so that its steps are the protected default cache.
+    if (random() < 0.2 || (branch.tag === defaultTag && defaultRefs === undefined)) {
+      // buildah: the steps it pulled, base first, then the steps it pushed (content-addressed, in the branch's chain).
+      const chain = chains[branch.chain];
+      const hits = wrote ? between(0, STEPS_PER_CHAIN) : STEPS_PER_CHAIN;
+      read = chain.slice(0, hits).join(',');
+      written = chain.slice(hits).join(',');
+    } else if (wrote) {
+      writes.set(branch.tag, [...(writes.get(branch.tag) ?? []), start + 10 * 60_000]);
+    }
+    if (branch.tag === defaultTag) defaultRefs ??= [...new Set([...read.split(','), ...written.split(',')])].filter(ref => ref !== '');
     builds.push({
       id: `app-build:${BUILDS - b}`,
       buildNumber: BUILDS - b,
       startTime: start,
       endTime: start + 10 * 60_000,
-      exportedEnvironmentVariables: [
-        { name: 'CACHE_REFS_READ', value: branch.tag === defaultTag ? defaultTag : `${branch.tag},${defaultTag}` },
-        { name: 'CACHE_REF_WRITTEN', value: wrote ? branch.tag : '' },
-      ],
+      environmentVariables: [{ name: 'CACHE_BRANCH', value: branch.name }],
+      exportedEnvironmentVariables: [{ name: 'CACHE_REFS_READ', value: read }, { name: 'CACHE_REF_WRITTEN', value: written }],
     });
   }
+  // Builds in progress (no exports yet) on the branches idle the longest.
+  const idle = [...branches].sort((x, y) => x.lastActive - y.lastActive).slice(0, RUNNING_BUILDS);
+  idle.forEach((branch, k) => builds.unshift({
+    id: `app-build:${BUILDS + 1 + k}`, buildNumber: BUILDS + 1 + k, startTime: NOW - (5 - k) * 60_000,
+    environmentVariables: [{ name: 'CACHE_BRANCH', value: branch.name }],
+  }));
 
   const images: FakeImage[] = [];
   const children = new Map<string, string[]>();
+  const archivedIndexes: string[] = [];
   const add = (tags: string[], pushedAt: number, size: number, fields: Partial<Omit<FakeImage, 'digest'>> = {}): string => {
     const digest = nextDigest();
     images.push({ digest, tags, sizeBytes: size, pushedAt, mediaType: OCI_MANIFEST, ...fields });
     return digest;
   };
-  for (const branch of branches) {
-    const times = (writes.get(branch.tag) ?? []).sort((a, b) => a - b);
-    const latest = times.pop() ?? branch.lastActive - between(0, 20) * DAY;
-    add([branch.tag], latest, between(300, 900) * 2 ** 20);
-    for (const t of times) add([], t, between(300, 900) * 2 ** 20);
-  }
-  for (const branch of branches.slice(1, 21)) {
-    for (const suffix of ['2', '3']) add([`${branch.tag}--${suffix}`], NOW - between(0, 10 * 24) * HOUR, between(100, 300) * 2 ** 20);
-  }
-  const addIndex = (tags: string[], pushedAt: number): void => {
-    const parts = [add([], pushedAt, between(200, 600) * 2 ** 20), add([], pushedAt, 12_000)];
-    const digest = add(tags, pushedAt, 0, { mediaType: OCI_INDEX, children: parts, lastPulledAt: NOW - HOUR });
+  const addIndex = (tags: string[], pushedAt: number, fields: Partial<Omit<FakeImage, 'digest'>> = {}): string => {
+    // The parts share the index's status: an archived index is archived with what it references.
+    const part = { status: fields.status, lastArchivedAt: fields.lastArchivedAt };
+    const parts = [add([], pushedAt, between(200, 600) * 2 ** 20, part), add([], pushedAt, 12_000, part)];
+    const digest = add(tags, pushedAt, 0, { mediaType: OCI_INDEX, children: parts, lastPulledAt: NOW - HOUR, ...fields });
     children.set(digest, parts);
+    return digest;
   };
-  for (const branch of branches.slice(21, 121)) addIndex([`${branch.tag}--oci`], NOW - between(0, 30 * 24) * HOUR);
+  branches.forEach((branch, k) => {
+    const times = (writes.get(branch.tag) ?? []).sort((x, y) => x - y);
+    const latest = times.pop() ?? branch.lastActive - between(0, 20) * DAY;
+    if (k >= 21 && k < 121) addIndex([branch.tag], latest);
+    else add([branch.tag], latest, between(300, 900) * 2 ** 20);
+    for (const t of times) add([], t, between(300, 900) * 2 ** 20);
+  });
   for (let k = 0; k < 1000; k++) addIndex([], NOW - between(2 * 24, 60 * 24) * HOUR);
+  for (const chain of chains) for (const tag of chain) add([tag], NOW - between(0, 90 * 24) * HOUR, between(1, 200) * 2 ** 20);
+  for (let k = 0; k < ARCHIVED; k++) {
+    const lastArchivedAt = NOW - between(0, 180 * 24) * HOUR;
+    add([hex64()], lastArchivedAt - between(30, 120) * DAY, between(1, 200) * 2 ** 20, { status: 'ARCHIVED', lastArchivedAt });
+  }
+  for (let k = 0; k < ARCHIVED_INDEXES; k++) {
+    const lastArchivedAt = NOW - between(91, 180) * DAY;
+    archivedIndexes.push(addIndex([], lastArchivedAt - 30 * DAY, { status: 'ARCHIVED', lastArchivedAt }));
+  }
   while (images.length < IMAGES) {
     const pushedAt = NOW - between(0, 90 * 24) * HOUR;
     const pulled = random() < 0.7 ? pushedAt + Math.floor(random() * (NOW - pushedAt)) : undefined;
     add([hex64()], pushedAt, between(1, 200) * 2 ** 20, { lastPulledAt: pulled });
   }
-  return { images, children, builds, defaultTag };
+  return { images, children, builds, defaultTag, defaultRefs: defaultRefs ?? [], runningTags: idle.map(b => b.tag), archivedIndexes };
 }
 
 const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
@@ -132,7 +176,7 @@ async function main(): Promise<void> {
   const codebuild = fakeCodeBuild.client();
   const callsOf = (name: string): number => fakeEcr.callCount(name) + fakeCodeBuild.callCount(name);
   const policy = resolvePolicy({
-    defaultBranchTag: repo.defaultTag, maxRefsPerBranch: 2, maxCacheBytes: 2 * 2 ** 40, maxDeletesPerRun: IMAGES, allowLargeDeletes: true,
+    defaultBranchTag: repo.defaultTag, maxCacheBytes: 2 * 2 ** 40, maxDeletesPerRun: IMAGES, allowLargeDeletes: true,
   });
 
   global.gc?.();
@@ -157,22 +201,32 @@ async function main(): Promise<void> {
   peakRss = Math.max(peakRss, process.resourceUsage().maxRSS * 1024);
   const r = report!;
 
-  // The minimum, from the synthetic data and the plan's deletion count, independently of the adapters' paging.
+  // The minimum, from the synthetic data and the plan's deletion count, independently of the adapters' paging:
+  // - DescribeImages: every image in one listing (imageStatus ANY lists archived and restoring ones in the same pages);
+  // - BatchGetImage: the active indexes, 100 a call (archived ones cannot be pulled, so are not read);
+  // - the history: its pages up to the first one older than the window (main's newest build is inside it);
+  // - BatchDeleteImage: 100 a call, and indexes whose children are unknown (archived) in calls of their own, before the rest.
   const since = NOW - IDLE_DAYS * DAY;
   const inWindow = repo.builds.filter(b => b.startTime! >= since).length;
   const historyPages = inWindow < repo.builds.length ? Math.floor(inWindow / 100) + 1 : Math.ceil(repo.builds.length / 100);
+  const activeIndexes = [...repo.children.keys()].filter(d => !repo.archivedIndexes.includes(d)).length;
+  const unknownDeleted = repo.archivedIndexes.filter(d => !fakeEcr.has(d)).length;
   const minimum: [string, number][] = [
     ['DescribeImages', Math.ceil(repo.images.length / 1000)],
-    ['BatchGetImage', Math.ceil(repo.children.size / 100)],
+    ['BatchGetImage', Math.ceil(activeIndexes / 100)],
     ['ListBuildsForProject', historyPages],
     ['BatchGetBuilds', historyPages],
-    ['BatchDeleteImage', Math.ceil(r.deleted / 100)],
+    ['BatchDeleteImage', Math.ceil(unknownDeleted / 100) + Math.ceil((r.deleted - unknownDeleted) / 100)],
   ];
   const made = minimum.reduce((s, [name]) => s + callsOf(name), 0);
   const least = minimum.reduce((s, [, n]) => s + n, 0);
 
-  // The run must also have been right: the newest default cache is there and no remaining index lost a child.
-  const defaultLeft = fakeEcr.images().some(i => i.tags?.includes(repo.defaultTag));
+  // The run must also have been right: the default branch's cache (its tag and its newest buildah build's steps) and what
+  // the running builds read are there, and no remaining index lost a child.
+  const left = new Set(fakeEcr.images().flatMap(i => i.tags ?? []));
+  const defaultLeft = left.has(repo.defaultTag) && repo.defaultRefs.every(t => left.has(t));
+  const bytesLeft = (archived: boolean): number => fakeEcr.images().filter(i => (i.status === 'ARCHIVED') === archived).reduce((s, i) => s + (i.sizeBytes ?? 0), 0);
+  const runningLeft = repo.runningTags.every(t => left.has(t));
   const brokenIndexes = [...repo.children].filter(([idx, kids]) => fakeEcr.has(idx) && kids.some(k => !fakeEcr.has(k))).length;
 
   const date = new Date().toISOString().slice(0, 10);
@@ -185,15 +239,23 @@ async function main(): Promise<void> {
   console.log(`| **API calls** | **${made}** | **${least}** |`);
   console.log(`| images deleted / kept | ${r.deleted.toLocaleString('en')} / ${r.kept.toLocaleString('en')} | failures: ${r.failures} |`);
   for (const reason of Object.values(DeleteReason)) console.log(`| deleted: ${reason} | ${r.deletedByReason[reason] ?? 0} | |`);
-  console.log(`| bytes reclaimed / left | ${(r.bytesReclaimed / 2 ** 40).toFixed(2)} / ${(r.repositoryBytes / 2 ** 40).toFixed(2)} TiB | budget 2.00 TiB |`);
-  console.log(`| correctness | newest default cache ${defaultLeft ? 'kept' : 'DELETED'}, ${brokenIndexes} broken indexes | kept, 0 |`);
+  const keptReasons = [
+    KeepReason.NEWEST_DEFAULT_BRANCH, KeepReason.IN_USE_BY_RUNNING_BUILD, KeepReason.UNTAGGED_IN_GRACE, KeepReason.ARCHIVED_MINIMUM_STORAGE,
+  ];
+  for (const reason of keptReasons) console.log(`| kept: ${reason} | ${r.keptByReason[reason] ?? 0} | |`);
+  const tib = (bytes: number): string => (bytes / 2 ** 40).toFixed(2);
+  console.log(`| bytes reclaimed / cache left / archived left | ${tib(r.bytesReclaimed)} / ${tib(bytesLeft(false))} / ${tib(bytesLeft(true))} TiB `
+    + '| budget 2.00 TiB (archived not counted) |');
+  console.log(`| correctness | default branch's cache ${defaultLeft ? 'kept' : 'DELETED'} (${repo.defaultRefs.length} refs of its newest build), `
+    + `running builds' refs ${runningLeft ? 'kept' : 'DELETED'}, ${brokenIndexes} broken indexes | kept, kept, 0 |`);
   console.log(`| planner CPU (plan + limits + batching) | ${r.plannerMs} ms | < ${PLANNER_TARGET_MS} ms |`);
   console.log(`| peak memory: RSS / heap (whole process) | ${mb(peakRss)} / ${mb(peakHeap)} MB | < ${FUNCTION_MEMORY_MB} MB |`);
   console.log(`| heap before the run (fake repository loaded) | ${mb(baseline.heapUsed)} MB | |`);
   console.log(`| total run time | ${seconds.toFixed(2)} s | |`);
   console.log('');
   console.log(`cleanup-bench: calls ${made}/${least}, planner ${r.plannerMs} ms for ${IMAGES} images, peak ${mb(peakRss)} MB`);
-  const missed = made !== least || r.plannerMs >= PLANNER_TARGET_MS || mb(peakRss) >= FUNCTION_MEMORY_MB || !defaultLeft || brokenIndexes > 0;
+  const missed = made !== least || r.plannerMs >= PLANNER_TARGET_MS || mb(peakRss) >= FUNCTION_MEMORY_MB || !defaultLeft || !runningLeft
+    || brokenIndexes > 0 || r.failures > 0;
   if (missed) process.exitCode = 1;
 }
 

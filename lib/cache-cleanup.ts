@@ -26,15 +26,20 @@ export interface CacheCleanupProps extends CacheCleanupOptions {
   readonly cacheRepository: ecr.IRepository;
   /** The project whose build history (exported CACHE_REFS_READ / CACHE_REF_WRITTEN) tells which refs are alive. */
   readonly project: codebuild.IProject;
-  /** The default branch: the newest cache of its ref is never deleted. */
+  /**
+   * The default branch: the image its cache tag names, and the refs its newest successful build used (buildah: the
+   * step tags), are never deleted.
+   */
   readonly defaultBranch: string;
   /** Retention of the function's logs (its reports). @default RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays;
 }
 
 /**
- * A scheduled function that deletes cache the builds no longer use: by last use (reads count, not only
- * pushes), per-branch ref limits, a size budget, and untagged manifests no kept index references.
+ * A scheduled function that deletes cache the builds no longer use: by last use (reads count, not only pushes),
+ * a size budget, untagged manifests no kept index references once they have been untagged for a grace period,
+ * and archived images after ECR's minimum storage duration. It keeps the default branch's cache and whatever a
+ * running build reads.
  */
 export class CacheCleanup extends Construct {
   /** The cleanup function. */
@@ -49,7 +54,7 @@ export class CacheCleanup extends Construct {
 
   constructor(scope: Construct, id: string, props: CacheCleanupProps) {
     super(scope, id);
-    validateCleanupOptions(this.node.path, props);
+    validateCleanupOptions(this.node.path, props, ['cacheRepository', 'project', 'defaultBranch', 'logRetention']);
     if (props.enabled === false) throw new Error(`${this.node.path}: enabled is false: do not create a CacheCleanup`);
     if (Token.isUnresolved(props.defaultBranch)) {
       throw new Error(`${this.node.path}: defaultBranch must be a literal: the cleanup protects its cache tag`);
@@ -59,11 +64,11 @@ export class CacheCleanup extends Construct {
       defaultBranchTag: branchTag(props.defaultBranch),
       idleTimeoutSeconds: props.idleTimeout?.toSeconds(),
       untaggedGracePeriodSeconds: props.untaggedGracePeriod?.toSeconds(),
-      maxRefsPerBranch: props.maxRefsPerBranch,
       maxCacheBytes: props.maxCacheBytes?.toBytes(),
       maxDeletesPerRun: props.maxDeletesPerRun,
       maxDeleteFraction: props.maxDeleteFraction,
       allowLargeDeletes: props.allowLargeDeletes,
+      trustIndexPullTime: props.trustIndexPullTime,
     };
     const environment: CleanupFunctionEnvironment = {
       CACHE_REPOSITORY_NAME: props.cacheRepository.repositoryName,

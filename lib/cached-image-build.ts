@@ -200,6 +200,8 @@ export class CachedImageBuild extends Construct {
     const repos = new ImageRepositories(this, 'Repositories', {
       encryptionKey: props.encryptionKey,
       ...props.repositoryOptions, appRepository: props.appRepository, cacheRepository: props.cacheRepository,
+      // The cleanup deletes untagged cache manifests counting from when they lost their tag; ECR's rule would count from the push.
+      expireUntaggedCache: props.cleanup?.enabled === false,
     });
     this.appRepository = repos.appRepository;
     this.cacheRepository = repos.cacheRepository;

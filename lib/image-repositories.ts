@@ -58,6 +58,15 @@ export interface ImageRepositoriesProps extends ImageRepositoryOptions {
    * @default - a new mutable repository whose untagged manifests expire after `cacheUntaggedGracePeriod`
    */
   readonly cacheRepository?: ecr.IRepository;
+
+  /**
+   * Whether an ECR lifecycle rule expires the created cache repository's untagged manifests `cacheUntaggedGracePeriod`
+   * after their push. Turn it off when a `CacheCleanup` cleans the repository (`CachedImageBuild` does): the rule counts
+   * from the push, so a manifest pushed weeks ago whose tag moved a minute ago would expire while builds that resolved
+   * the tag may still fetch it; the cleanup counts from when the manifest lost its tag.
+   * @default true
+   */
+  readonly expireUntaggedCache?: boolean;
 }
 
 /**
@@ -104,7 +113,7 @@ export class ImageRepositories extends Construct {
       encryption,
       encryptionKey: props.encryptionKey,
       imageTagMutability: ecr.TagMutability.MUTABLE,
-      lifecycleRules: [{
+      lifecycleRules: props.expireUntaggedCache === false ? undefined : [{
         rulePriority: 1,
         description: 'Expire overwritten cache manifests after the grace period',
         tagStatus: ecr.TagStatus.UNTAGGED,
@@ -136,6 +145,10 @@ export class ImageRepositories extends Construct {
     const graceDays = grace && !grace.isUnresolved() ? grace.toDays({ integral: false }) : undefined;
     if (grace && graceDays !== undefined && (graceDays < 1 || !Number.isInteger(graceDays))) {
       throw new Error(`${path}: cacheUntaggedGracePeriod must be a whole number of days >= 1 (ECR lifecycle rules count days), got ${grace.toHumanString()}`);
+    }
+    if (grace && props.expireUntaggedCache === false) {
+      throw new Error(`${path}: cacheUntaggedGracePeriod (${grace.toHumanString()}) sets ECR's untagged-expiry rule, which is off here `
+        + '(expireUntaggedCache: false, as CachedImageBuild sets it while its cache cleanup runs): set cleanup.untaggedGracePeriod instead');
     }
     for (const p of props.mutableTags ?? []) {
       if (!Token.isUnresolved(p) && !/^[A-Za-z0-9_.*-]{1,128}$/.test(p)) {

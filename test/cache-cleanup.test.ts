@@ -20,7 +20,7 @@ function cleanupStatements(t: Template): Statement[] {
 
 describe('CacheCleanup wired into CachedImageBuild', () => {
   test('a prebundled handler on the pinned runtime, with the policy in its environment', () => {
-    const t = synth({ defaultBranch: 'release/1.x', cleanup: { idleTimeout: Duration.days(7), maxCacheBytes: Size.gibibytes(5), maxRefsPerBranch: 2 } });
+    const t = synth({ defaultBranch: 'release/1.x', cleanup: { idleTimeout: Duration.days(7), maxCacheBytes: Size.gibibytes(5) } });
     expect(CLEANUP_RUNTIME.name).toBe('nodejs22.x');
     const fn = Object.values(t.findResources('AWS::Lambda::Function'))[0].Properties;
     expect(fn.Runtime).toBe('nodejs22.x');
@@ -33,7 +33,7 @@ describe('CacheCleanup wired into CachedImageBuild', () => {
     expect(env.CACHE_REPOSITORY_NAME).toEqual({ Ref: expect.stringMatching(/^BuildRepositoriesCache/) });
     expect(env.PROJECT_NAME).toEqual({ Ref: expect.stringMatching(/^BuildProject/) });
     expect(JSON.parse(env.POLICY)).toEqual({
-      defaultBranchTag: branchTag('release/1.x'), idleTimeoutSeconds: 7 * 86400, maxCacheBytes: 5 * 1024 ** 3, maxRefsPerBranch: 2,
+      defaultBranchTag: branchTag('release/1.x'), idleTimeoutSeconds: 7 * 86400, maxCacheBytes: 5 * 1024 ** 3,
     });
   });
 
@@ -80,6 +80,17 @@ describe('CacheCleanup wired into CachedImageBuild', () => {
       });
     }
     t.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ DRY_RUN: 'true' }) } });
+  });
+
+  test('trustIndexPullTime is set from CDK and reaches the function\'s policy; a non-boolean is refused with its value', () => {
+    const fn = (t: Template) => Object.values(t.findResources('AWS::Lambda::Function'))[0].Properties;
+    expect(JSON.parse(fn(synth({ cleanup: { trustIndexPullTime: true } })).Environment.Variables.POLICY)).toMatchObject({ trustIndexPullTime: true });
+    expect(JSON.parse(fn(synth()).Environment.Variables.POLICY).trustIndexPullTime).toBeUndefined();
+    expect(() => synth({ cleanup: { trustIndexPullTime: 'yes' as never } })).toThrow(/cleanup.trustIndexPullTime must be a boolean, got 'yes'/);
+  });
+
+  test('an option that does not exist (such as the removed maxRefsPerBranch) is refused, not ignored', () => {
+    expect(() => synth({ cleanup: { maxRefsPerBranch: 2 } as never })).toThrow(/cleanup.maxRefsPerBranch is not a cleanup option/);
   });
 
   test('disabled: no function, no rule', () => {

@@ -33,14 +33,22 @@ describe('created repositories', () => {
     });
   });
 
-  test('cache repository: mutable, untagged manifests expire after the grace period', () => {
-    const { t } = synth({ repositoryOptions: { cacheUntaggedGracePeriod: Duration.days(3) } });
+  test('cache repository: mutable; without the cleanup, ECR expires untagged manifests after the grace period', () => {
+    const { t } = synth({ repositoryOptions: { cacheUntaggedGracePeriod: Duration.days(3) }, cleanup: { enabled: false } });
     t.hasResourceProperties('AWS::ECR::Repository', {
       ImageTagMutability: 'MUTABLE',
       LifecyclePolicy: { LifecyclePolicyText: Match.serializedJson(Match.objectLike({
         rules: [Match.objectLike({ selection: Match.objectLike({ tagStatus: 'untagged', countNumber: 3 }) })],
       })) },
     });
+  });
+
+  test('cache repository with the cleanup: no lifecycle rule, which would count the untagged grace from the push', () => {
+    // A manifest pushed weeks ago whose tag moved a minute ago would expire within a day while builds may still fetch it.
+    const { t } = synth();
+    t.hasResourceProperties('AWS::ECR::Repository', { ImageTagMutability: 'MUTABLE', LifecyclePolicy: Match.absent() });
+    expect(() => synth({ repositoryOptions: { cacheUntaggedGracePeriod: Duration.days(3) } }))
+      .toThrow(/cacheUntaggedGracePeriod \(3 days\) sets ECR's untagged-expiry rule, which is off here .*set cleanup.untaggedGracePeriod instead/);
   });
 
   test('mutable tag exclusions, KMS key, DESTROY empties the repositories', () => {
@@ -278,11 +286,13 @@ describe('validation names the prop and the value', () => {
     ['timeout in seconds', { timeout: Duration.seconds(330) }, /timeout must be a whole number of minutes .* got 5 minutes 30 seconds/],
     ['project name', { projectName: 'bad name!' }, /projectName must be 2-150 of \[A-Za-z0-9_-\] starting with a letter or digit, got 'bad name!'/],
     ['keep count', { repositoryOptions: { keepTaggedImages: 0 } }, /keepTaggedImages must be an integer >= 1, got 0/],
-    ['grace period', { repositoryOptions: { cacheUntaggedGracePeriod: Duration.hours(5) } }, /cacheUntaggedGracePeriod must be a whole number of days >= 1 .* got 5 hours/],
+    ['grace period', { repositoryOptions: { cacheUntaggedGracePeriod: Duration.hours(5) }, cleanup: { enabled: false } },
+      /cacheUntaggedGracePeriod must be a whole number of days >= 1 .* got 5 hours/],
     ['repository name', { repositoryOptions: { appRepositoryName: 'App' } }, /appRepositoryName must be a valid ECR repository name .* got 'App'/],
     ['mutable tag pattern', { repositoryOptions: { mutableTags: ['a b'] } }, /mutableTags entries must be tag wildcards .* got 'a b'/],
     ['cleanup idle timeout', { cleanup: { idleTimeout: Duration.minutes(10) } }, /cleanup.idleTimeout must be at least 1 hour, got 10 minutes/],
-    ['cleanup refs', { cleanup: { maxRefsPerBranch: 0 } }, /cleanup.maxRefsPerBranch must be an integer >= 1, got 0/],
+    ['cleanup unknown option', { cleanup: { maxRefsPerBranch: 2 } as never }, /cleanup.maxRefsPerBranch is not a cleanup option/],
+    ['cleanup trust index pull time', { cleanup: { trustIndexPullTime: 'yes' as never } }, /cleanup.trustIndexPullTime must be a boolean, got 'yes'/],
     ['cleanup deletes', { cleanup: { maxDeletesPerRun: 2.5 } }, /cleanup.maxDeletesPerRun must be an integer >= 1, got 2.5/],
     ['cleanup fraction', { cleanup: { maxDeleteFraction: 1.5 } }, /cleanup.maxDeleteFraction must be in \(0, 1\], got 1.5/],
     ['cleanup disabled with options', { cleanup: { enabled: false, dryRun: true } }, /cleanup.enabled is false but dryRun is set/],

@@ -29,7 +29,7 @@ function maximal(strategy: CacheStrategy): TemplateJson {
     encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }),
     vpc: ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-0123456789abcdef0', availabilityZones: ['eu-west-1a'], privateSubnetIds: ['subnet-0123456789abcdef0'] }),
     cleanup: {
-      idleTimeout: Duration.days(30), maxRefsPerBranch: 3, maxCacheBytes: Size.gibibytes(500), untaggedGracePeriod: Duration.days(2),
+      idleTimeout: Duration.days(30), trustIndexPullTime: true, maxCacheBytes: Size.gibibytes(500), untaggedGracePeriod: Duration.days(2),
       runAfterEachBuild: true, maxDeletesPerRun: 5000, maxDeleteFraction: 0.3, allowLargeDeletes: true,
     },
     cacheHitAlarm: { threshold: 0.6, builds: 10, period: Duration.days(1) },

@@ -1,73 +1,129 @@
 /**
- * CodeBuild adapter: turns the project's recent build history into cache ref usage. A build that was fully
- * cached pushes nothing, so push times alone would let the cache every build reads look idle; the exported
- * CACHE_REFS_READ / CACHE_REF_WRITTEN say which refs each build actually used.
+ * CodeBuild adapter: reads the project's recent build history into one {@link BuildRecord} a build. A build that was fully
+ * cached pushes nothing, so push times alone would let the cache every build reads look idle; the exported CACHE_REFS_READ /
+ * CACHE_REF_WRITTEN say which refs each build actually used. What the records mean for the cleanup is decided in usage.ts.
  */
 import { BatchGetBuildsCommand, Build, CodeBuildClient, CodeBuildClientConfig, ListBuildsForProjectCommand } from '@aws-sdk/client-codebuild';
+import { branchTag } from '../../lib/build-script/cache-refs';
 import { MAX_ATTEMPTS } from './ecr';
-import { BuildUsage } from './plan';
+import { BuildRecord, BuildUsage, isBuildahStepTag, usageFromRecords } from './usage';
 
 /** BatchGetBuilds takes at most 100 ids a call. */
 export const BUILDS_BATCH_SIZE = 100;
 export const REFS_READ_VARIABLE = 'CACHE_REFS_READ';
 export const REF_WRITTEN_VARIABLE = 'CACHE_REF_WRITTEN';
+export const IMAGE_REUSED_VARIABLE = 'IMAGE_REUSED';
+/** The variable a pipeline action (or the project) sets to name the branch; the build script reads it first. */
+export const BRANCH_VARIABLE = 'CACHE_BRANCH';
+/**
+ * How many history pages (of 100 builds) past the idle window are read to find the newest successful default-branch build
+ * when the window holds none: buildah's default-branch cache is the step tags that build used, known only from its exports.
+ */
+export const MAX_PAGES_PAST_WINDOW = 10;
 
 export function createCodeBuildClient(config: CodeBuildClientConfig = {}): CodeBuildClient {
   return new CodeBuildClient({ retryMode: 'adaptive', maxAttempts: MAX_ATTEMPTS, ...config });
 }
 
-/** When a build used its refs (end, or start while it runs; undefined if it has not started) and which refs those were. */
-export function refsOfBuild(build: Build): { time: number | undefined; refs: string[] } {
-  const time = (build.endTime ?? build.startTime)?.getTime();
-  const refs: string[] = [];
-  for (const v of build.exportedEnvironmentVariables ?? []) {
-    if (v.name === REFS_READ_VARIABLE || v.name === REF_WRITTEN_VARIABLE) {
-      for (const ref of (v.value ?? '').split(',')) if (ref.trim() !== '') refs.push(ref.trim());
-    }
+/**
+ * The build's branch by the build script's rule (`cib_branch` in lib/build-script/steps.sh.ts), as far as BatchGetBuilds shows
+ * it: CACHE_BRANCH from the build's environment (a plain-text value: for Parameter Store and Secrets Manager variables the
+ * value is where it is kept), then a branch in `sourceVersion` (`refs/heads/<branch>` or a bare branch name; not a pipeline's
+ * artifact ARN, `pr/<n>`, another `refs/` ref or a commit). Undefined when neither says, and for what the Build shape does not
+ * carry: CODEBUILD_WEBHOOK_HEAD_REF and the checkout's `git symbolic-ref`. The script then uses the default branch, and so
+ * does the cleanup, unless the build's exports name its branch (registry and inline builds read their own branch's ref first).
+ */
+export function branchOfBuild(build: Build): string | undefined {
+  const variables = build.environment?.environmentVariables ?? [];
+  // The last one wins: StartBuild's overrides (a pipeline action's variables) come after the project's.
+  const variable = [...variables].reverse().find(v => v.name === BRANCH_VARIABLE);
+  if (variable?.value && (variable.type === undefined || variable.type === 'PLAINTEXT')) return variable.value;
+  const version = build.sourceVersion ?? '';
+  if (version.startsWith('refs/heads/')) return version.slice('refs/heads/'.length) || undefined;
+  if (version === '' || version.startsWith('arn:') || version.startsWith('pr/') || version.startsWith('refs/') || /^[0-9a-f]{40}$/.test(version)) {
+    return undefined;
   }
-  return { time, refs };
+  return version;
 }
 
-/** Tag → the latest time a build read or wrote it. */
-export function usageFromBuilds(builds: Iterable<Build>): Map<string, number> {
-  const lastUse = new Map<string, number>();
-  for (const build of builds) {
-    const { time, refs } = refsOfBuild(build);
-    if (time === undefined) continue;
-    for (const ref of refs) if (time > (lastUse.get(ref) ?? -Infinity)) lastUse.set(ref, time);
-  }
-  return lastUse;
+function refList(value: string | undefined): string[] {
+  const refs: string[] = [];
+  for (const ref of (value ?? '').split(',')) if (ref.trim() !== '') refs.push(ref.trim());
+  return refs;
+}
+
+/**
+ * What one build says about cache refs. A build is running until CodeBuild reports it complete; until then it has no exported
+ * variables (they are final only after post_build, CB4) and no end time.
+ */
+export function buildRecord(build: Build, defaultBranchTag: string): BuildRecord {
+  const exported = new Map<string, string | undefined>();
+  for (const v of build.exportedEnvironmentVariables ?? []) if (v.name) exported.set(v.name, v.value);
+  const refsRead = refList(exported.get(REFS_READ_VARIABLE));
+  const refsWritten = refList(exported.get(REF_WRITTEN_VARIABLE));
+  const running = build.buildStatus === 'IN_PROGRESS' || build.buildComplete === false;
+  const start = build.startTime?.getTime();
+  const branch = branchOfBuild(build);
+  // A registry or inline build reads its own branch's ref first: the exports are the surest word on its branch.
+  const ownRef = refsRead.length > 0 && !isBuildahStepTag(refsRead[0]) ? refsRead[0] : undefined;
+  return {
+    start,
+    end: running ? undefined : build.endTime?.getTime() ?? start,
+    succeeded: build.buildStatus === 'SUCCEEDED',
+    branchTag: ownRef ?? (branch === undefined ? defaultBranchTag : branchTag(branch)),
+    refsRead,
+    refsWritten,
+    reused: exported.get(IMAGE_REUSED_VARIABLE) === 'true',
+  };
 }
 
 export interface HistoryRead extends BuildUsage {
   readonly buildsRead: number;
+  /** Builds in progress or queued when the history was read. */
+  readonly buildsRunning: number;
 }
 
 /**
- * Reads the builds that may have used a ref since `since` (epoch ms): ListBuildsForProject newest first, each page
- * resolved with BatchGetBuilds, stopping after the first page that reaches a build started before `since`.
- * Throws when the history cannot be read; the handler then fails safe.
+ * Reads the builds that may have used a ref since `since` (epoch ms): ListBuildsForProject newest first, each page resolved
+ * with BatchGetBuilds, stopping after the first page that reaches a build started before `since` — or, when no successful
+ * default-branch build that used cache was found by then, up to {@link MAX_PAGES_PAST_WINDOW} pages later, at the first page
+ * that holds one. Throws when the history cannot be read; the handler then fails safe.
  *
  * No `sortOrder`: ids already come newest first by default, and CodeBuild refuses a sort order on a project with more
  * than 100 builds or together with a nextToken (InvalidInputException), which would fail every run safe forever.
  * https://docs.aws.amazon.com/codebuild/latest/APIReference/API_ListBuildsForProject.html
  */
-export async function readBuildUsage(client: CodeBuildClient, projectName: string, since: number): Promise<HistoryRead> {
-  const lastUseByTag = new Map<string, number>();
-  let buildsRead = 0;
+export async function readBuildUsage(client: CodeBuildClient, projectName: string, since: number, defaultBranchTag: string): Promise<HistoryRead> {
+  const records: BuildRecord[] = [];
   let nextToken: string | undefined;
   let reachedOlder = false;
+  let foundDefault = false;
+  let pagesPast = 0;
   do {
     const page = await client.send(new ListBuildsForProjectCommand({ projectName, nextToken }));
     const ids = page.ids ?? [];
     for (let i = 0; i < ids.length; i += BUILDS_BATCH_SIZE) {
-      const out = await client.send(new BatchGetBuildsCommand({ ids: ids.slice(i, i + BUILDS_BATCH_SIZE) }));
-      const builds = out.builds ?? [];
-      buildsRead += builds.length;
-      for (const [ref, time] of usageFromBuilds(builds)) if (time > (lastUseByTag.get(ref) ?? -Infinity)) lastUseByTag.set(ref, time);
-      if (builds.some(b => b.startTime !== undefined && b.startTime.getTime() < since)) reachedOlder = true;
+      const batch = ids.slice(i, i + BUILDS_BATCH_SIZE);
+      const out = await client.send(new BatchGetBuildsCommand({ ids: batch }));
+      // The reference does not promise the order of `builds`: keep ListBuildsForProject's, newest first.
+      const byId = new Map((out.builds ?? []).map(b => [b.id, b]));
+      for (const id of batch) {
+        const build = byId.get(id);
+        if (!build) continue;
+        const record = buildRecord(build, defaultBranchTag);
+        records.push(record);
+        if (record.start !== undefined && record.start < since) reachedOlder = true;
+        if (record.end !== undefined && record.succeeded && !record.reused && record.branchTag === defaultBranchTag
+          && record.refsRead.length + record.refsWritten.length > 0) foundDefault = true;
+      }
     }
+    if (reachedOlder) pagesPast++;
     nextToken = page.nextToken;
-  } while (nextToken && !reachedOlder);
-  return { historyAvailable: true, lastUseByTag, buildsRead };
+  } while (nextToken && (!reachedOlder || (!foundDefault && pagesPast <= MAX_PAGES_PAST_WINDOW)));
+
+  // Every build started since `since` was read (ids come by build number, which CodeBuild gives in start order). Older ones may
+  // have been read too, but a manifest pushed before `since` is judged as pushed before the history: CodeBuild does not keep
+  // builds forever, and the cache may be older than the project.
+  const usage = usageFromRecords(records, defaultBranchTag, since);
+  return { ...usage, buildsRead: records.length, buildsRunning: records.filter(r => r.end === undefined).length };
 }

@@ -1,6 +1,6 @@
 import {
-  CleanupPolicy, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_DELETE_FRACTION, DEFAULT_MAX_DELETES_PER_RUN, DEFAULT_METRICS_NAMESPACE,
-  DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS, ResolvedCleanupPolicy,
+  CLEANUP_POLICY_FIELDS, CleanupPolicy, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_DELETE_FRACTION, DEFAULT_MAX_DELETES_PER_RUN,
+  DEFAULT_METRICS_NAMESPACE, DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS, ResolvedCleanupPolicy,
 } from './contract';
 
 /** Everything one run needs to know, read from the function's environment. */
@@ -28,6 +28,12 @@ function bool(name: string, value: unknown): boolean {
 
 /** Applies the defaults and rejects values that would make the planner delete the wrong things. */
 export function resolvePolicy(input: CleanupPolicy): ResolvedCleanupPolicy {
+  // The construct and this function ship together: a field this version does not know (one removed, like maxRefsPerBranch,
+  // or one from a newer construct) would otherwise be ignored without a word.
+  const unknown = Object.keys(input).filter(k => !(CLEANUP_POLICY_FIELDS as readonly string[]).includes(k));
+  if (unknown.length > 0) {
+    throw new Error(`cache cleanup policy: unknown field ${unknown.join(', ')} (known: ${CLEANUP_POLICY_FIELDS.join(', ')})`);
+  }
   if (typeof input.defaultBranchTag !== 'string' || !TAG.test(input.defaultBranchTag)) {
     throw new Error(`cache cleanup policy: defaultBranchTag must be an image tag, got ${JSON.stringify(input.defaultBranchTag)}`);
   }
@@ -40,7 +46,6 @@ export function resolvePolicy(input: CleanupPolicy): ResolvedCleanupPolicy {
     idleTimeoutSeconds: positiveInteger('idleTimeoutSeconds', input.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS, 1),
     untaggedGracePeriodSeconds: positiveInteger(
       'untaggedGracePeriodSeconds', input.untaggedGracePeriodSeconds ?? DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS, 0),
-    maxRefsPerBranch: input.maxRefsPerBranch === undefined ? undefined : positiveInteger('maxRefsPerBranch', input.maxRefsPerBranch, 1),
     maxCacheBytes: input.maxCacheBytes === undefined ? undefined : positiveInteger('maxCacheBytes', input.maxCacheBytes, 0),
     maxDeletesPerRun: positiveInteger('maxDeletesPerRun', input.maxDeletesPerRun ?? DEFAULT_MAX_DELETES_PER_RUN, 1),
     maxDeleteFraction: fraction,

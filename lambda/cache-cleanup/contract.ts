@@ -25,30 +25,27 @@ export type CleanupFunctionEnvironment = {
 /** Eviction policy, as JSON in the `POLICY` variable. Optional fields take the `DEFAULT_*` constants below. */
 export interface CleanupPolicy {
   /**
-   * The cache tag of the default branch (`branchTag(defaultBranch)` from lib/build-script/cache-refs.ts).
-   * The newest cache of its ref family is never deleted.
+   * The cache tag of the default branch (`branchTag(defaultBranch)` from lib/build-script/cache-refs.ts). The image it tags,
+   * and every ref the newest successful default-branch build read or wrote (for buildah: its step tags), are never deleted.
    */
   readonly defaultBranchTag: string;
   /**
-   * A cache ref stays alive while a build read or wrote it, ECR recorded a pull of it, or it was pushed,
-   * within this many seconds.
+   * A cache ref stays alive while a build read or wrote it, ECR recorded a pull of it, or it was pushed or restored from the
+   * archive, within this many seconds. Also how far back the build history is read.
    * @default DEFAULT_IDLE_TIMEOUT_SECONDS (14 days)
    */
   readonly idleTimeoutSeconds?: number;
   /**
-   * Untagged manifests (left behind when a tag is overwritten, or pushed as parts of an index) are deleted
-   * once this many seconds have passed since their push or last recorded pull, unless a kept index references them.
+   * Untagged manifests (left behind when a tag moves, or pushed as parts of an index) are deleted once this many seconds have
+   * passed since they lost their tag (estimated from the build history: see untag-time.ts), their push and their last recorded
+   * pull, unless a kept index references them.
    * @default DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS (1 day)
    */
   readonly untaggedGracePeriodSeconds?: number;
   /**
-   * Each branch ref family (tag `T` and tags `T--<suffix>`) keeps at most its N most recently used refs.
-   * @default - no limit
-   */
-  readonly maxRefsPerBranch?: number;
-  /**
-   * Budget for the sum of the image sizes ECR reports; least recently used refs are evicted until it is met.
-   * Layers shared by several manifests count once per manifest, so this is an upper bound on what ECR stores.
+   * Budget for the sum of the sizes ECR reports for the images that can serve as cache (archived ones cannot); least recently
+   * used refs are evicted until it is met. Layers shared by several manifests count once per manifest, so this is an upper
+   * bound on what ECR stores.
    * @default - no budget
    */
   readonly maxCacheBytes?: number;
@@ -78,12 +75,17 @@ export interface CleanupPolicy {
   readonly trustIndexPullTime?: boolean;
 }
 
+/** The fields of {@link CleanupPolicy}: a POLICY with any other field was written by a construct this function does not match. */
+export const CLEANUP_POLICY_FIELDS: readonly (keyof CleanupPolicy)[] = [
+  'defaultBranchTag', 'idleTimeoutSeconds', 'untaggedGracePeriodSeconds', 'maxCacheBytes', 'maxDeletesPerRun', 'maxDeleteFraction',
+  'allowLargeDeletes', 'trustIndexPullTime',
+];
+
 /** {@link CleanupPolicy} with its defaults applied and validated. */
 export interface ResolvedCleanupPolicy {
   readonly defaultBranchTag: string;
   readonly idleTimeoutSeconds: number;
   readonly untaggedGracePeriodSeconds: number;
-  readonly maxRefsPerBranch?: number;
   readonly maxCacheBytes?: number;
   readonly maxDeletesPerRun: number;
   readonly maxDeleteFraction: number;
@@ -97,19 +99,37 @@ export const DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS = 24 * 3600;
 export const DEFAULT_MAX_DELETES_PER_RUN = 10_000;
 export const DEFAULT_MAX_DELETE_FRACTION = 0.5;
 export const DEFAULT_METRICS_NAMESPACE = 'CachedImageBuild';
+/**
+ * ECR bills an archived image for at least 90 days ("If you must delete images that have been archived for less than 90 days
+ * ... you will be charged for the 90-day minimum storage duration", archive-image.html): deleting it sooner saves nothing, and
+ * keeping it leaves the choice to restore it.
+ */
+export const ECR_ARCHIVE_MINIMUM_STORAGE_SECONDS = 90 * 24 * 3600;
 
 /** Why the planner keeps an image. */
 export enum KeepReason {
-  /** The newest (by push) image carrying a tag of the default branch's ref family. Never deleted. */
+  /**
+   * The image tagged with the default branch's tag, or one carrying a ref the newest successful default-branch build read or
+   * wrote (buildah: its step tags). Never deleted, whatever its age and the budget.
+   */
   NEWEST_DEFAULT_BRANCH = 'newest-default-branch',
-  /** A tag was read or written by a build, pulled, or pushed within the idle timeout. */
+  /**
+   * A build in progress reads it, or will: its branch's tag, the default branch's tag, and the refs of the newest finished
+   * build of its branch. A running build has no exported variables yet, so its own use is not in the history.
+   */
+  IN_USE_BY_RUNNING_BUILD = 'in-use-by-running-build',
+  /** A tag was read or written by a build, pulled, pushed or restored from the archive within the idle timeout. */
   RECENTLY_USED = 'recently-used',
   /** The build history could not be read: every tagged image counts as used (fail safe). */
   HISTORY_UNAVAILABLE = 'history-unavailable',
   /** Referenced by a kept image index (directly or through nested indexes). */
   CHILD_OF_KEPT_INDEX = 'child-of-kept-index',
-  /** Untagged, but pushed or pulled within the grace period (a push may still be in flight). */
+  /** Untagged, but it lost its tag, was pushed or was pulled within the grace period (a build may still fetch it). */
   UNTAGGED_IN_GRACE = 'untagged-in-grace',
+  /** Archived less than ECR's 90-day minimum storage duration ago: not cache, but deleting it now would save nothing. */
+  ARCHIVED_MINIMUM_STORAGE = 'archived-minimum-storage',
+  /** Being restored from the archive (ACTIVATING): someone wants it back. */
+  RESTORING = 'restoring',
   /** A kept index could not be read, and it might reference this image: nothing is deleted until it can be. */
   INDEX_CHILDREN_UNKNOWN = 'index-children-unknown',
   /** Would be deleted, but the run already reached `maxDeletesPerRun`; deleted by a later run. */
@@ -122,12 +142,12 @@ export enum KeepReason {
 export enum DeleteReason {
   /** Tagged, and none of its tags was used within the idle timeout. */
   IDLE = 'idle',
-  /** Its tags rank below the `maxRefsPerBranch` most recently used refs of their families. */
-  OVER_MAX_REFS = 'over-max-refs',
   /** Evicted, least recently used first, to bring the repository under `maxCacheBytes` (with the index children it freed). */
   OVER_BUDGET = 'over-budget',
   /** Untagged, past the grace period, and no kept index references it. */
   UNTAGGED_PAST_GRACE = 'untagged-past-grace',
+  /** Archived (it cannot be pulled, so it is no cache) for longer than ECR's 90-day minimum storage duration. */
+  ARCHIVED = 'archived',
 }
 
 /** Metric names the function emits (Embedded Metric Format), for alarms and dashboards in lib/. */

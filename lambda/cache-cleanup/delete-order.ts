@@ -8,8 +8,38 @@ export const DELETE_BATCH_SIZE = 100;
  * still references it (`ImageReferencedByManifestList`), and does not promise to honour the order of ids inside
  * one call, so an index must go in an earlier call than its children. Greedy list scheduling, deepest chains
  * first: as few calls as the constraint allows — ceil(n / size) unless the deletions are mostly parent/child pairs.
+ * An index whose children are unknown (unreadable, or archived: it cannot be pulled) may reference any image but those
+ * that reference it, so the indexes that reference one go first, then those indexes, in calls of their own, then the rest.
+ * (No order can put each such index before all but its own ancestors: two readable indexes, each above another unknown
+ * one, would have to precede each other. A reference this order misses is refused with ImageReferencedByManifestList,
+ * reported, and deleted by a later run.)
  */
 export function deletionBatches(images: readonly CacheImage[], size = DELETE_BATCH_SIZE): string[][] {
+  const unknown = (image: CacheImage): boolean => image.isIndex && image.children === undefined;
+  if (!images.some(unknown)) return orderedBatches(images, size);
+  // Ancestors of an unknown index: walk up from each through the known parent → child links of the deletion set.
+  const parentsOf = new Map<string, CacheImage[]>();
+  for (const image of images) for (const d of image.children ?? []) parentsOf.set(d, [...(parentsOf.get(d) ?? []), image]);
+  const ancestors = new Set<string>();
+  const stack = images.filter(unknown).map(image => image.digest);
+  while (stack.length > 0) {
+    for (const parent of parentsOf.get(stack.pop()!) ?? []) {
+      if (ancestors.has(parent.digest) || unknown(parent)) continue;
+      ancestors.add(parent.digest);
+      stack.push(parent.digest);
+    }
+  }
+  const unknownBatches: string[][] = [];
+  const unknowns = images.filter(unknown);
+  for (let i = 0; i < unknowns.length; i += size) unknownBatches.push(unknowns.slice(i, i + size).map(image => image.digest));
+  return [
+    ...orderedBatches(images.filter(image => ancestors.has(image.digest)), size),
+    ...unknownBatches,
+    ...orderedBatches(images.filter(image => !unknown(image) && !ancestors.has(image.digest)), size),
+  ];
+}
+
+function orderedBatches(images: readonly CacheImage[], size: number): string[][] {
   const n = images.length;
   const at = new Map<string, number>();
   for (let i = 0; i < n; i++) at.set(images[i].digest, i);

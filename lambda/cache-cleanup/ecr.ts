@@ -4,7 +4,7 @@
 import {
   BatchDeleteImageCommand, BatchGetImageCommand, DescribeImagesCommand, ECRClient, ECRClientConfig, ImageDetail,
 } from '@aws-sdk/client-ecr';
-import { CacheImage } from './plan';
+import { CacheImage, ImageStatus } from './plan';
 
 export const DESCRIBE_IMAGES_PAGE_SIZE = 1000;
 /** BatchGetImage and BatchDeleteImage take at most 100 image ids a call. */
@@ -47,6 +47,12 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+/** ECR's imageStatus as the planner knows it. A status this code does not know is kept and never read, like a restore. */
+function statusOf(detail: ImageDetail): ImageStatus {
+  const status = detail.imageStatus ?? 'ACTIVE';
+  return status === 'ACTIVE' || status === 'ARCHIVED' ? status : 'ACTIVATING';
+}
+
 /** Planner input from DescribeImages output; undefined for an entry without digest (ECR always sends one). */
 export function toCacheImage(detail: ImageDetail): CacheImage | undefined {
   if (!detail.imageDigest) return undefined;
@@ -57,6 +63,9 @@ export function toCacheImage(detail: ImageDetail): CacheImage | undefined {
     pushedAt: detail.imagePushedAt?.getTime() ?? Infinity,
     lastPulledAt: detail.lastRecordedPullTime?.getTime(),
     isIndex: INDEX_MEDIA_TYPES.includes(detail.imageManifestMediaType ?? ''),
+    status: statusOf(detail),
+    lastArchivedAt: detail.lastArchivedAt?.getTime(),
+    lastActivatedAt: detail.lastActivatedAt?.getTime(),
   };
 }
 
@@ -79,12 +88,18 @@ export function parseIndexChildren(manifest: string): string[] | undefined {
   return digests;
 }
 
-/** Every active image of the repository, 1000 a page. */
+/**
+ * Every image of the repository, archived and restoring ones included, 1000 a page. Without a filter DescribeImages lists
+ * ACTIVE images only (API_DescribeImagesFilter), and archived cache would never be counted or deleted; `imageStatus: ANY`
+ * lists them in the same pages, so this costs no extra call.
+ */
 export async function describeImages(client: ECRClient, repositoryName: string): Promise<CacheImage[]> {
   const byDigest = new Map<string, CacheImage>();
   let nextToken: string | undefined;
   do {
-    const page = await client.send(new DescribeImagesCommand({ repositoryName, maxResults: DESCRIBE_IMAGES_PAGE_SIZE, nextToken }));
+    const page = await client.send(new DescribeImagesCommand({
+      repositoryName, maxResults: DESCRIBE_IMAGES_PAGE_SIZE, nextToken, filter: { imageStatus: 'ANY' },
+    }));
     for (const detail of page.imageDetails ?? []) {
       const image = toCacheImage(detail);
       // A digest listed twice (the repository changed while we paged) must not reach the planner twice.
@@ -95,18 +110,30 @@ export async function describeImages(client: ECRClient, repositoryName: string):
   return [...byDigest.values()];
 }
 
-/** The children of each index, read with BatchGetImage 100 at a time. Indexes it could not read are reported, not thrown. */
+/**
+ * The children of each index, read with BatchGetImage 100 at a time. Indexes it could not read are reported, not thrown: those
+ * ECR lists in `failures`, those of a manifest that is no index, and every index of a call that failed as a whole after the
+ * SDK's retries (with the error's name). The planner treats an unreadable index as one that may reference anything, so a
+ * failed read can only make the run delete less, and the report and the IndexReadFailures metric say so.
+ */
 export async function readIndexChildren(
   client: ECRClient, repositoryName: string, indexDigests: readonly string[],
 ): Promise<{ children: Map<string, string[]>; failures: ImageFailure[] }> {
   const children = new Map<string, string[]>();
   const failures: ImageFailure[] = [];
   for (const batch of chunks(indexDigests, ECR_BATCH_SIZE)) {
-    const out = await client.send(new BatchGetImageCommand({
-      repositoryName,
-      imageIds: batch.map(imageDigest => ({ imageDigest })),
-      acceptedMediaTypes: [...INDEX_MEDIA_TYPES],
-    }));
+    let out;
+    try {
+      out = await client.send(new BatchGetImageCommand({
+        repositoryName,
+        imageIds: batch.map(imageDigest => ({ imageDigest })),
+        acceptedMediaTypes: [...INDEX_MEDIA_TYPES],
+      }));
+    } catch (e) {
+      const error = e as Error;
+      for (const digest of batch) failures.push({ digest, code: error.name || 'Error', reason: error.message });
+      continue;
+    }
     for (const image of out.images ?? []) {
       const digest = image.imageId?.imageDigest;
       const parsed = image.imageManifest === undefined ? undefined : parseIndexChildren(image.imageManifest);
@@ -127,10 +154,15 @@ export async function readIndexChildren(
   return { children, failures };
 }
 
-/** The repository as the planner needs it: every image, and for each index the digests it references. */
+/**
+ * The repository as the planner needs it: every image, and for each active index the digests it references. Archived and
+ * restoring indexes are not read: they cannot be pulled ("Archived images cannot be pulled", archive-image.html; a restoring
+ * image "cannot be retrieved until the restore completes"), and BatchGetImage is what a pull calls. They stay with unknown
+ * children, which the planner knows how to treat.
+ */
 export async function scanRepository(client: ECRClient, repositoryName: string): Promise<RepositoryScan> {
   const listed = await describeImages(client, repositoryName);
-  const indexes = listed.filter(i => i.isIndex).map(i => i.digest);
+  const indexes = listed.filter(i => i.isIndex && i.status === 'ACTIVE').map(i => i.digest);
   if (indexes.length === 0) return { images: listed, indexReadFailures: [] };
   const { children, failures } = await readIndexChildren(client, repositoryName, indexes);
   const images = listed.map(image => (image.isIndex ? { ...image, children: children.get(image.digest) } : image));

@@ -10,8 +10,9 @@ import { CleanupConfig, readConfig } from './config';
 import { deletionBatches } from './delete-order';
 import { createEcrClient, deleteImages, DeleteOutcome, RepositoryScan, scanRepository } from './ecr';
 import { limitDeletes } from './limits';
-import { BuildUsage, HISTORY_UNAVAILABLE, plan } from './plan';
+import { plan } from './plan';
 import { buildReport, CleanupReport, emfLines } from './report';
+import { BuildUsage, HISTORY_UNAVAILABLE } from './usage';
 
 export interface CleanupDependencies {
   readonly ecr: ECRClient;
@@ -47,11 +48,16 @@ export async function runCleanup(config: CleanupConfig, deps: CleanupDependencie
 
   let usage: BuildUsage = HISTORY_UNAVAILABLE;
   let buildsRead = 0;
+  let buildsRunning = 0;
   let failSafeReason: string | undefined;
+  // Back far enough to see every use within the idle timeout, and every tag move within the untagged grace period.
+  const { idleTimeoutSeconds, untaggedGracePeriodSeconds, defaultBranchTag } = config.policy;
+  const since = now - Math.max(idleTimeoutSeconds, untaggedGracePeriodSeconds) * 1000;
   try {
-    const history = await readBuildUsage(deps.codebuild, config.projectName, now - config.policy.idleTimeoutSeconds * 1000);
+    const history = await readBuildUsage(deps.codebuild, config.projectName, since, defaultBranchTag);
     usage = history;
     buildsRead = history.buildsRead;
+    buildsRunning = history.buildsRunning;
   } catch (e) {
     failSafeReason = `build history of ${config.projectName} unreadable (${describe(e)}): every tagged image kept`;
   }
@@ -76,6 +82,7 @@ export async function runCleanup(config: CleanupConfig, deps: CleanupDependencie
     outcome,
     indexReadFailures: scan.indexReadFailures.length,
     buildsRead,
+    buildsRunning,
     plannerMs,
     durationMs: Math.round(performance.now() - started),
   });

@@ -4,7 +4,7 @@
  * broken history or a skewed clock rather than of real churn).
  */
 import { KeepReason, ResolvedCleanupPolicy } from './contract';
-import { DeleteEntry, KeepEntry, Plan } from './plan';
+import { CacheImage, DeleteEntry, KeepEntry, Plan } from './plan';
 
 export interface LimitedPlan {
   readonly plan: Plan;
@@ -12,7 +12,9 @@ export interface LimitedPlan {
   readonly refused?: string;
 }
 
-const unreadable = (e: DeleteEntry): number => Number(e.image.isIndex && e.image.children === undefined);
+/** An index that might reference anything: unreadable, or being restored. An archived one pins nothing (see plan.ts). */
+const pinsAll = (image: CacheImage): boolean => image.isIndex && image.children === undefined && image.status !== 'ARCHIVED';
+const unreadable = (e: DeleteEntry): number => Number(pinsAll(e.image));
 
 function compareForCap(a: DeleteEntry, b: DeleteEntry): number {
   // Unreadable indexes first: deferring one defers everything, and would do so again on every run.
@@ -42,10 +44,10 @@ export function limitDeletes(planned: Plan, policy: ResolvedCleanupPolicy): Limi
       const e = queue[k];
       deferred.push({ image: e.image, lastUse: e.lastUse, bytes: e.bytes, reason: KeepReason.DEFERRED_RUN_CAP });
       if (!e.image.isIndex) continue;
-      if (e.image.children === undefined) {
+      if (pinsAll(e.image)) {
         for (const other of [...chosen.values()]) defer(other);
       } else {
-        for (const d of e.image.children) {
+        for (const d of e.image.children ?? []) {
           const child = chosen.get(d);
           if (child) defer(child);
         }

@@ -1,9 +1,14 @@
 /**
  * The eviction planner: which images of the cache repository to keep and which to delete, and why.
  * Pure (no SDK, no clock, no I/O) so that every rule is tested without mocks; the handler feeds it what the
- * adapters read. Linear in images + index edges, plus two sorts, so 100,000 images plan in well under a second.
+ * adapters read. Linear in images + index edges, plus a few sorts, so 100,000 images plan in well under a second.
  */
-import { DeleteReason, KeepReason, ResolvedCleanupPolicy } from './contract';
+import { DeleteReason, ECR_ARCHIVE_MINIMUM_STORAGE_SECONDS, KeepReason, ResolvedCleanupPolicy } from './contract';
+import { untagTimes } from './untag-time';
+import { BuildUsage } from './usage';
+
+/** ECR's imageStatus (ImageDetail). ARCHIVED images cannot be pulled; ACTIVATING ones are being restored. */
+export type ImageStatus = 'ACTIVE' | 'ARCHIVED' | 'ACTIVATING';
 
 /** One manifest of the cache repository, as the ECR adapter reports it. Times are epoch milliseconds. */
 export interface CacheImage {
@@ -20,22 +25,17 @@ export interface CacheImage {
   readonly isIndex: boolean;
   /** Digests an index references. Undefined for an index whose manifest could not be read (and for non-indexes). */
   readonly children?: readonly string[];
+  /** @default 'ACTIVE' */
+  readonly status?: ImageStatus;
+  /** When ECR last moved it to the archive; unknown counts as just archived. */
+  readonly lastArchivedAt?: number;
+  /** When ECR last restored it from the archive: "restored images behave like newly pushed images", so it counts as a use. */
+  readonly lastActivatedAt?: number;
 }
-
-/** What the build history says about cache refs. */
-export interface BuildUsage {
-  /** False when the history could not be read: the planner then fails safe. */
-  readonly historyAvailable: boolean;
-  /** Tag → the latest time (epoch ms) a build read or wrote it. */
-  readonly lastUseByTag: ReadonlyMap<string, number>;
-}
-
-/** The planner input when the build history is unreadable. */
-export const HISTORY_UNAVAILABLE: BuildUsage = { historyAvailable: false, lastUseByTag: new Map() };
 
 interface EntryBase {
   readonly image: CacheImage;
-  /** Latest of build use, last recorded pull (when trusted) and push, epoch ms. */
+  /** Latest of build use, last recorded pull (when trusted), push and restore, epoch ms. */
   readonly lastUse: number;
   /** Bytes this image adds to the repository total (0 for an index whose children are listed separately). */
   readonly bytes: number;
@@ -48,28 +48,6 @@ export interface Plan {
   readonly delete: DeleteEntry[];
 }
 
-const FAMILY_SEPARATOR = '--';
-
-/** 64 lowercase hex characters; a loop, because a regex here showed up in the 100k-image profile. */
-function isBuildahStepTag(tag: string): boolean {
-  if (tag.length !== 64) return false;
-  for (let i = 0; i < 64; i++) {
-    const c = tag.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
-  }
-  return true;
-}
-
-/**
- * The branch ref family a tag belongs to (`T` for `T` and `T--<suffix>`), or undefined for a buildah step
- * tag, which is content-addressed and shared by all branches.
- */
-export function refFamily(tag: string): string | undefined {
-  if (isBuildahStepTag(tag)) return undefined;
-  const at = tag.indexOf(FAMILY_SEPARATOR);
-  return at > 0 ? tag.slice(0, at) : tag;
-}
-
 /**
  * Bytes an image adds to the repository total. ECR reports an index's size as its largest child's, and the
  * children are listed as images of their own, so an index whose children are known adds nothing.
@@ -78,17 +56,27 @@ export function accountedBytes(image: CacheImage): number {
   return image.isIndex && image.children !== undefined ? 0 : image.sizeBytes;
 }
 
+const EMPTY_SET: ReadonlySet<string> = new Set();
+
 /**
  * Decides, for every image, keep or delete with a reason.
  *
- * - A tag is alive when a build read or wrote it, ECR recorded a pull, or it was pushed, within the idle timeout.
+ * - A tag is alive when a build read or wrote it, ECR recorded a pull, or it was pushed or restored, within the idle timeout.
  *   Pulls of indexes count only with `trustIndexPullTime` (this function's own BatchGetImage records one).
- * - The newest image of the default branch's ref family is always kept.
- * - Each ref family keeps its `maxRefsPerBranch` most recently used refs; buildah step tags have no family.
- * - Untagged manifests live for the grace period after their push or last pull.
+ * - Never deleted: the image tagged with the default branch's tag; images carrying a ref the newest successful default-branch
+ *   build used (buildah: its step tags); images carrying a ref a running build reads or is about to.
+ * - Untagged manifests live for the grace period after they lost their tag (estimated from the build history, see
+ *   untag-time.ts), were pushed or were pulled.
+ * - Archived images cannot be pulled: they are no cache, whatever the builds read. They are kept until ECR's 90-day minimum
+ *   storage has passed (deleting sooner is billed the same) and pin nothing; their bytes are not cache bytes.
+ *   Images being restored are kept.
  * - Whatever a kept index references is kept; while a kept index could not be read, nothing is deleted.
  * - Over `maxCacheBytes`, the least recently used alive images are evicted (with what only they kept) until under budget.
- * - Without build history (fail safe) every tagged image is kept; only unreferenced untagged manifests past grace go.
+ *   A buildah step is no more useful than the steps below it (buildah stops looking for cache at the first miss), so it
+ *   counts as used no later than they were, and on a tie the deepest step goes first: what is kept stays reachable.
+ *   Evictions that freed nothing because an unreadable index pinned the bytes are taken back once the index is gone.
+ * - Without build history (fail safe) every tagged image is kept; only unreferenced untagged manifests past grace go, the
+ *   grace then running from the latest push of a tagged image (any push may have moved their tag).
  *
  * An image shares the fate of all its tags: it is kept when any of them is.
  *
@@ -98,25 +86,32 @@ export function plan(images: readonly CacheImage[], usage: BuildUsage, policy: R
   const n = images.length;
   const idleCutoff = now - policy.idleTimeoutSeconds * 1000;
   const graceCutoff = now - policy.untaggedGracePeriodSeconds * 1000;
+  const archiveCutoff = now - ECR_ARCHIVE_MINIMUM_STORAGE_SECONDS * 1000;
   const failSafe = !usage.historyAvailable;
+  const defaultRefs = usage.defaultBranchRefs ?? EMPTY_SET;
+  const inUse = usage.refsInUse ?? EMPTY_SET;
 
   const indexOf = new Map<string, number>();
   for (let i = 0; i < n; i++) {
     if (indexOf.has(images[i].digest)) throw new Error(`plan: duplicate image digest ${images[i].digest}`);
     indexOf.set(images[i].digest, i);
   }
+  const untagged = untagTimes(images, usage);
 
   // Index → child edges in compressed arrays: 100k images must not mean 100k small arrays.
   const childStart = new Int32Array(n + 1);
   const childList: number[] = [];
   const unknownChildren = new Uint8Array(n);
   const bytes = new Float64Array(n);
+  const cacheBytes = new Float64Array(n);
   const ownUse = new Float64Array(n);
   const lastUse = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const image = images[i];
+    const archived = image.status === 'ARCHIVED';
     childStart[i] = childList.length;
-    if (image.isIndex) {
+    // An archived index was not read (it cannot be pulled) and serves no build: it keeps nothing alive, and pins nothing.
+    if (image.isIndex && !archived) {
       if (image.children === undefined) {
         unknownChildren[i] = 1;
       } else {
@@ -127,42 +122,39 @@ export function plan(images: readonly CacheImage[], usage: BuildUsage, policy: R
       }
     }
     bytes[i] = accountedBytes(image);
+    cacheBytes[i] = archived ? 0 : bytes[i];
     const pulled = image.isIndex && !policy.trustIndexPullTime ? undefined : image.lastPulledAt;
-    ownUse[i] = Math.max(image.pushedAt, pulled ?? -Infinity);
+    ownUse[i] = Math.max(image.pushedAt, pulled ?? -Infinity, image.lastActivatedAt ?? -Infinity);
     let use = ownUse[i];
     for (const tag of image.tags) use = Math.max(use, usage.lastUseByTag.get(tag) ?? -Infinity);
     lastUse[i] = use;
   }
   childStart[n] = childList.length;
 
-  const tagUse = (i: number, tag: string): number => Math.max(ownUse[i], usage.lastUseByTag.get(tag) ?? -Infinity);
-  const refs = collectRefs(images, refFamily(policy.defaultBranchTag), policy.defaultBranchTag, tagUse);
-  const newestDefault = refs.newestDefault;
-  const overMaxRefs = failSafe || policy.maxRefsPerBranch === undefined
-    ? new Set<string>()
-    : tagsOverMaxRefs(refs.families, policy.maxRefsPerBranch);
-
   const ownKeep: (KeepReason | undefined)[] = new Array(n);
   const deadReason: (DeleteReason | undefined)[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const image = images[i];
-    if (image.tags.length === 0) {
-      if (ownUse[i] >= graceCutoff) ownKeep[i] = KeepReason.UNTAGGED_IN_GRACE;
+    const status = image.status ?? 'ACTIVE';
+    if (status === 'ARCHIVED') {
+      if ((image.lastArchivedAt ?? Infinity) > archiveCutoff) ownKeep[i] = KeepReason.ARCHIVED_MINIMUM_STORAGE;
+      else deadReason[i] = DeleteReason.ARCHIVED;
+    } else if (status === 'ACTIVATING') {
+      ownKeep[i] = KeepReason.RESTORING;
+    } else if (image.tags.length === 0) {
+      if (Math.max(ownUse[i], untagged[i]) >= graceCutoff) ownKeep[i] = KeepReason.UNTAGGED_IN_GRACE;
       else deadReason[i] = DeleteReason.UNTAGGED_PAST_GRACE;
-    } else if (i === newestDefault) {
+    } else if (carries(image, policy.defaultBranchTag, defaultRefs)) {
       ownKeep[i] = KeepReason.NEWEST_DEFAULT_BRANCH;
+    } else if (carries(image, undefined, inUse)) {
+      ownKeep[i] = KeepReason.IN_USE_BY_RUNNING_BUILD;
     } else if (failSafe) {
       ownKeep[i] = KeepReason.HISTORY_UNAVAILABLE;
+    } else if (lastUse[i] >= idleCutoff) {
+      // An image is alive when any of its tags is: lastUse is the latest over them.
+      ownKeep[i] = KeepReason.RECENTLY_USED;
     } else {
-      let alive = false;
-      let cutByLimit = false;
-      for (const tag of image.tags) {
-        const recent = tagUse(i, tag) >= idleCutoff;
-        if (recent && overMaxRefs.has(tag)) cutByLimit = true;
-        else if (recent) alive = true;
-      }
-      if (alive) ownKeep[i] = KeepReason.RECENTLY_USED;
-      else deadReason[i] = cutByLimit ? DeleteReason.OVER_MAX_REFS : DeleteReason.IDLE;
+      deadReason[i] = DeleteReason.IDLE;
     }
   }
 
@@ -179,7 +171,7 @@ export function plan(images: readonly CacheImage[], usage: BuildUsage, policy: R
   const switchB = (on: boolean): void => {
     for (let i = 0; i < n; i++) {
       if (inA[i]) continue;
-      keptBytes += on ? bytes[i] : -bytes[i];
+      keptBytes += on ? cacheBytes[i] : -cacheBytes[i];
       if (!on) freedByBudget[i] = 1;
     }
   };
@@ -187,25 +179,28 @@ export function plan(images: readonly CacheImage[], usage: BuildUsage, policy: R
   const work: number[] = [];
   const enterA = (i: number): void => {
     if (inA[i]) return;
-    if (!counted(i)) keptBytes += bytes[i];
+    if (!counted(i)) keptBytes += cacheBytes[i];
     inA[i] = 1;
     if (unknownChildren[i] && ++unknownInA === 1) switchB(true);
     work.push(i);
   };
-  for (let i = 0; i < n; i++) if (ownKeep[i] !== undefined) enterA(i);
-  while (work.length > 0) {
-    const i = work.pop()!;
-    for (let k = childStart[i]; k < childStart[i + 1]; k++) {
-      parentsKept[childList[k]]++;
-      enterA(childList[k]);
+  const spreadA = (): void => {
+    while (work.length > 0) {
+      const i = work.pop()!;
+      for (let k = childStart[i]; k < childStart[i + 1]; k++) {
+        parentsKept[childList[k]]++;
+        enterA(childList[k]);
+      }
     }
-  }
+  };
+  for (let i = 0; i < n; i++) if (ownKeep[i] !== undefined) enterA(i);
+  spreadA();
 
   const leaveA = (start: number): void => {
     const drop = (i: number): void => {
       inA[i] = 0;
       if (!counted(i)) {
-        keptBytes -= bytes[i];
+        keptBytes -= cacheBytes[i];
         freedByBudget[i] = 1;
       }
       if (unknownChildren[i] && --unknownInA === 0) switchB(false);
@@ -221,14 +216,35 @@ export function plan(images: readonly CacheImage[], usage: BuildUsage, policy: R
     }
   };
 
-  if (policy.maxCacheBytes !== undefined && keptBytes > policy.maxCacheBytes) {
+  const budget = failSafe ? undefined : policy.maxCacheBytes;
+  if (budget !== undefined && keptBytes > budget) {
     const candidates: number[] = [];
     for (let i = 0; i < n; i++) if (ownKeep[i] === KeepReason.RECENTLY_USED) candidates.push(i);
-    candidates.sort((a, b) => lastUse[a] - lastUse[b] || compareStrings(images[a].digest, images[b].digest));
+    const { effectiveUse, depth } = stepOrder(images, usage, ownKeep, lastUse);
+    candidates.sort((a, b) => effectiveUse[a] - effectiveUse[b] || depth[b] - depth[a] || compareStrings(images[a].digest, images[b].digest));
+    const evicted: number[] = [];
     for (const c of candidates) {
-      if (keptBytes <= policy.maxCacheBytes) break;
+      if (keptBytes <= budget) break;
       ownKeep[c] = undefined;
+      evicted.push(c);
       if (parentsKept[c] === 0) leaveA(c);
+    }
+    // While an unreadable index was kept, evictions freed nothing: once it went, all of them took effect at once. Take back,
+    // most recently used first, those the budget does not need; the first one it does need ends it (the evicted stay a prefix
+    // of the eviction order). An image whose return would bring an unreadable index back is not taken back.
+    for (let k = evicted.length - 1; k >= 0; k--) {
+      const c = evicted[k];
+      // Still a kept index's child, or pinned by an unreadable index that cannot go: it stays, and its reason says why.
+      if (inA[c] || unknownInA > 0) continue;
+      if (unknownChildren[c]) continue;
+      ownKeep[c] = KeepReason.RECENTLY_USED;
+      enterA(c);
+      spreadA();
+      if (unknownInA === 0 && keptBytes <= budget) continue;
+      const pinned = unknownInA > 0;
+      ownKeep[c] = undefined;
+      leaveA(c);
+      if (!pinned) break;
     }
   }
 
@@ -246,51 +262,52 @@ export function plan(images: readonly CacheImage[], usage: BuildUsage, policy: R
   return result;
 }
 
+/** Whether the image carries `tag` or one of `refs`. A loop: it runs for every tagged image of 100k. */
+function carries(image: CacheImage, tag: string | undefined, refs: ReadonlySet<string>): boolean {
+  for (const t of image.tags) if (t === tag || refs.has(t)) return true;
+  return false;
+}
+
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-interface Ref {
-  readonly tag: string;
-  readonly use: number;
-}
-
 /**
- * One pass over every tag: the refs of each branch family, and the newest (by push) image carrying a tag of the
- * default family (on a tie, the one carrying the exact default tag).
+ * The budget's eviction order for buildah steps. buildah looks for cache step by step and stops at the first miss, so a step
+ * is of use only while every step below it is there: it counts as used no later than the step below it (unless that one is
+ * kept whatever happens), and its depth breaks ties, deepest first. Steps are visited by increasing depth, and a link is
+ * followed only downwards, so inconsistent links from different builds cannot loop.
  */
-function collectRefs(
-  images: readonly CacheImage[], defaultFamily: string | undefined, exactDefault: string, tagUse: (i: number, tag: string) => number,
-): { families: Map<string, Ref[]>; newestDefault: number } {
-  const families = new Map<string, Ref[]>();
-  let best = -1;
-  let bestExact = false;
-  for (let i = 0; i < images.length; i++) {
+function stepOrder(
+  images: readonly CacheImage[], usage: BuildUsage, ownKeep: readonly (KeepReason | undefined)[], lastUse: Float64Array,
+): { effectiveUse: Float64Array; depth: Int32Array } {
+  const n = images.length;
+  const effectiveUse = Float64Array.from(lastUse);
+  const depth = new Int32Array(n).fill(-1);
+  const steps = usage.steps;
+  if (steps === undefined || steps.size === 0) return { effectiveUse, depth };
+  const holder = new Map<string, number>();
+  const linked: number[] = [];
+  const parentOf: (string | undefined)[] = new Array(n);
+  for (let i = 0; i < n; i++) {
     for (const tag of images[i].tags) {
-      const family = refFamily(tag);
-      if (family === undefined) continue;
-      let refs = families.get(family);
-      if (!refs) families.set(family, refs = []);
-      refs.push({ tag, use: tagUse(i, tag) });
-      if (family !== defaultFamily) continue;
-      const exact = tag === exactDefault;
-      const pushed = images[i].pushedAt;
-      if (best < 0 || pushed > images[best].pushedAt || (pushed === images[best].pushedAt && exact && !bestExact)) {
-        best = i;
-        bestExact = exact;
+      const link = steps.get(tag);
+      if (link === undefined) continue;
+      holder.set(tag, i);
+      if (link.depth > depth[i]) {
+        depth[i] = link.depth;
+        parentOf[i] = link.parent;
       }
     }
+    if (depth[i] >= 0) linked.push(i);
   }
-  return { families, newestDefault: best };
-}
-
-/** Tags ranked below the `max` most recently used refs of their family. */
-function tagsOverMaxRefs(families: Map<string, Ref[]>, max: number): Set<string> {
-  const over = new Set<string>();
-  for (const refs of families.values()) {
-    if (refs.length <= max) continue;
-    refs.sort((a, b) => b.use - a.use || compareStrings(a.tag, b.tag));
-    for (let k = max; k < refs.length; k++) over.add(refs[k].tag);
+  linked.sort((a, b) => depth[a] - depth[b]);
+  for (const i of linked) {
+    const parent = parentOf[i] === undefined ? undefined : holder.get(parentOf[i]!);
+    if (parent === undefined || depth[parent] >= depth[i]) continue;
+    // A parent kept in its own right for another reason (protected, in use, in grace) stays: it does not limit its children.
+    const kept = ownKeep[parent] !== undefined && ownKeep[parent] !== KeepReason.RECENTLY_USED;
+    if (!kept) effectiveUse[i] = Math.min(effectiveUse[i], effectiveUse[parent]);
   }
-  return over;
+  return { effectiveUse, depth };
 }

@@ -39,6 +39,8 @@ export interface CleanupReport {
   readonly indexReadFailures: number;
   /** Builds whose exported variables were read (0 in fail-safe mode). */
   readonly buildsRead: number;
+  /** Builds in progress or queued during the run: their branch's refs were kept as in use. */
+  readonly buildsRunning: number;
   /** CPU time of the decisions: plan, limits and delete batching. */
   readonly plannerMs: number;
   readonly durationMs: number;
@@ -55,6 +57,7 @@ export interface ReportInput {
   readonly outcome: DeleteOutcome;
   readonly indexReadFailures: number;
   readonly buildsRead: number;
+  readonly buildsRunning: number;
   readonly plannerMs: number;
   readonly durationMs: number;
 }
@@ -95,6 +98,7 @@ export function buildReport(input: ReportInput): CleanupReport {
     failureSamples: outcome.failures.slice(0, MAX_FAILURE_SAMPLES),
     indexReadFailures: input.indexReadFailures,
     buildsRead: input.buildsRead,
+    buildsRunning: input.buildsRunning,
     plannerMs: input.plannerMs,
     durationMs: input.durationMs,
   };

@@ -8,7 +8,7 @@
  */
 import {
   BatchGetBuildsInput, BatchGetBuildsOutput, Build, CodeBuildClient, CodeBuildClientConfig, CodeBuildServiceException,
-  InvalidInputException, ListBuildsForProjectInput, ListBuildsForProjectOutput, ResourceNotFoundException,
+  EnvironmentVariableType, InvalidInputException, ListBuildsForProjectInput, ListBuildsForProjectOutput, ResourceNotFoundException, StatusType,
 } from '@aws-sdk/client-codebuild';
 import { FakeService, FakeServiceOptions, TokenBook } from './service';
 
@@ -24,6 +24,10 @@ export const CODEBUILD_DOCS = {
   emptyIdList: 'https://github.com/rlister/stax/issues/39',
   /** An empty history is answered with an empty `ids` list (though the reference says "Minimum number of 1 item"). */
   emptyHistory: 'https://github.com/aws/aws-sdk/issues/343',
+  /** Build: buildStatus (FAILED, FAULT, IN_PROGRESS, STOPPED, SUCCEEDED, TIMED_OUT), buildComplete, sourceVersion, environment. */
+  build: `${API}/API_Build.html`,
+  /** "After the post_build phase ends, the value of exported variables cannot change." */
+  exportedVariables: `${API}/API_ExportedEnvironmentVariable.html`,
 } as const;
 
 /** ListBuildsForProject pages and BatchGetBuilds batches: 100. */
@@ -36,8 +40,32 @@ export interface FakeBuild {
   /** The build number ListBuildsForProject sorts by. @default - position in the history, oldest first, from 1 */
   readonly buildNumber?: number;
   readonly startTime?: number;
+  /** Absent while the build runs (or waits in the queue). */
   readonly endTime?: number;
+  /** @default - 'SUCCEEDED' when it has an `endTime`, 'IN_PROGRESS' otherwise */
+  readonly buildStatus?: StatusType;
+  /** Only once the build has ended: exported variables are final after post_build, and a running build has none (CB4). */
   readonly exportedEnvironmentVariables?: readonly { readonly name: string; readonly value: string }[];
+  /** Build.sourceVersion: a branch, `refs/heads/<branch>`, `pr/<n>`, a commit, or CodePipeline's artifact ARN. */
+  readonly sourceVersion?: string;
+  /** The build's environment variables (the project's and StartBuild's overrides, e.g. a pipeline action's CACHE_BRANCH). */
+  readonly environmentVariables?: readonly { readonly name: string; readonly value: string; readonly type?: EnvironmentVariableType }[];
+}
+
+const TERMINAL: readonly string[] = ['SUCCEEDED', 'FAILED', 'FAULT', 'STOPPED', 'TIMED_OUT'];
+
+/** Refuses a build CodeBuild cannot report: a status that contradicts `endTime`, or exported variables on a running build. */
+function checkBuild(build: FakeBuild, id: string): void {
+  const status = build.buildStatus ?? (build.endTime === undefined ? 'IN_PROGRESS' : 'SUCCEEDED');
+  // buildStatus: IN_PROGRESS "The build is still in progress"; the others are final, and a final build has an end time.
+  if ((status === 'IN_PROGRESS') !== (build.endTime === undefined) || !(status === 'IN_PROGRESS' || TERMINAL.includes(status))) {
+    throw new Error(`fake CodeBuild: build ${id} has buildStatus ${status} and endTime ${build.endTime}: CodeBuild reports an end time `
+      + `exactly for the final statuses ${TERMINAL.join(', ')} (${CODEBUILD_DOCS.build})`);
+  }
+  if (status === 'IN_PROGRESS' && build.exportedEnvironmentVariables !== undefined) {
+    throw new Error(`fake CodeBuild: running build ${id} with exported variables: they are final only after post_build, and a build in `
+      + `progress has none (${CODEBUILD_DOCS.exportedVariables})`);
+  }
 }
 
 interface StoredBuild {
@@ -95,11 +123,25 @@ export class FakeCodeBuild extends FakeService {
     if (this.byId.has(id) || this.numbers.has(buildNumber)) {
       throw new Error(`fake CodeBuild: build ${id} (number ${buildNumber}) added twice`);
     }
+    checkBuild(build, id);
     const stored = { id, buildNumber, build };
     this.byId.set(id, stored);
     this.numbers.add(buildNumber);
     if (last === undefined || buildNumber > last.buildNumber) this.history.push(stored);
     else this.history.splice(this.history.findIndex(b => b.buildNumber > buildNumber), 0, stored);
+    this.newestFirst = undefined;
+    return this;
+  }
+
+  /** Ends a running build, as post_build finishing would: from now on BatchGetBuilds reports its status, end time and exports. */
+  finish(id: string, fields: Pick<FakeBuild, 'endTime' | 'buildStatus' | 'exportedEnvironmentVariables'>): this {
+    const stored = this.byId.get(id);
+    if (!stored || stored.build.endTime !== undefined) throw new Error(`fake CodeBuild: no running build ${id}`);
+    const build = { ...stored.build, ...fields };
+    checkBuild(build, id);
+    const finished = { ...stored, build };
+    this.byId.set(id, finished);
+    this.history[this.history.indexOf(stored)] = finished;
     this.newestFirst = undefined;
     return this;
   }
@@ -202,7 +244,14 @@ export class FakeCodeBuild extends FakeService {
       projectName: this.projectName,
       startTime: build.startTime === undefined ? undefined : new Date(build.startTime),
       endTime: build.endTime === undefined ? undefined : new Date(build.endTime),
+      buildStatus: build.buildStatus ?? (build.endTime === undefined ? 'IN_PROGRESS' : 'SUCCEEDED'),
       buildComplete: build.endTime !== undefined,
+      currentPhase: build.endTime === undefined ? 'BUILD' : 'COMPLETED',
+      sourceVersion: build.sourceVersion,
+      environment: {
+        type: 'LINUX_CONTAINER', image: 'aws/codebuild/standard:7.0', computeType: 'BUILD_GENERAL1_SMALL',
+        environmentVariables: build.environmentVariables?.map(v => ({ name: v.name, value: v.value, type: v.type ?? 'PLAINTEXT' })),
+      },
       exportedEnvironmentVariables: build.exportedEnvironmentVariables?.map(v => ({ ...v })),
     };
   }

@@ -20,6 +20,11 @@ export const ECR_DOCS = {
   batchGetImage: `${API}/API_BatchGetImage.html`,
   batchDeleteImage: `${API}/API_BatchDeleteImage.html`,
   imageFailure: `${API}/API_ImageFailure.html`,
+  imageDetail: `${API}/API_ImageDetail.html`,
+  /** "Archived images cannot be pulled. Requests to pull the archived image will fail with a 404 error." */
+  archive: 'https://docs.aws.amazon.com/AmazonECR/latest/userguide/archive-image.html',
+  /** ACTIVATING while a restore runs ("typically up to 20 minutes"); the image cannot be pulled until it completes. */
+  restore: 'https://docs.aws.amazon.com/AmazonECR/latest/userguide/restore-image.html',
   /** The repositoryName constraints as the CLI reference prints them from the service model. */
   repositoryName: 'https://docs.aws.amazon.com/cli/latest/reference/ecr/batch-delete-image.html',
   /** ECR's wording for a violated length constraint, as users have quoted it from the service. */
@@ -55,6 +60,10 @@ export interface FakeImage {
   readonly manifest?: string;
   /** @default 'ACTIVE' */
   readonly status?: FakeImageStatus;
+  /** ImageDetail.lastArchivedAt: when the image last moved to the archive storage class. */
+  readonly lastArchivedAt?: number;
+  /** ImageDetail.lastActivatedAt: when the image was last restored from the archive. */
+  readonly lastActivatedAt?: number;
 }
 
 interface Entry {
@@ -218,6 +227,8 @@ export class FakeEcr extends FakeService {
       lastRecordedPullTime: i.lastPulledAt === undefined ? undefined : new Date(i.lastPulledAt),
       imageManifestMediaType: i.mediaType ?? OCI_MANIFEST,
       imageStatus: i.status ?? 'ACTIVE',
+      lastArchivedAt: i.lastArchivedAt === undefined ? undefined : new Date(i.lastArchivedAt),
+      lastActivatedAt: i.lastActivatedAt === undefined ? undefined : new Date(i.lastActivatedAt),
     };
   }
 
@@ -351,6 +362,12 @@ export class FakeEcr extends FakeService {
       if (fault) {
         failures.push({ imageId: { ...id }, failureCode: fault.code as ImageFailureCode, failureReason: fault.reason });
         continue;
+      }
+      // An archived image "cannot be pulled" (404), nor one being restored until the restore completes; BatchGetImage is what
+      // a pull calls, and the reference does not say whether it answers with an exception or which ImageFailure code: refuse.
+      if ((image.status ?? 'ACTIVE') !== 'ACTIVE') {
+        throw new FakeUndocumentedBehaviourError(`fake ECR: BatchGetImage of a ${image.status} image (${image.digest}): archived and `
+          + `restoring images cannot be pulled, and the API reference does not say what BatchGetImage answers (${ECR_DOCS.archive})`);
       }
       const mediaType = image.mediaType ?? OCI_MANIFEST;
       // The reference lists acceptedMediaTypes but not what ECR answers for a manifest of another type, nor which types it

@@ -130,6 +130,30 @@ describe('strict ECR fake', () => {
     expect(await refusal(listed('GONE'))).toMatchObject({ name: 'InvalidParameterException', message: expect.stringMatching(/imageStatus/) });
   });
 
+  test('DescribeImages imageStatus ANY lists every status in one listing, with lastArchivedAt and lastActivatedAt', async () => {
+    const ecr = new FakeEcr({ repositoryName: REPO, images: [
+      { digest: digest('a'), pushedAt: T0, status: 'ARCHIVED', lastArchivedAt: T0 + 5 },
+      { digest: digest('r'), pushedAt: T0, status: 'ACTIVATING', lastArchivedAt: T0 + 5 },
+      { digest: digest('x'), pushedAt: T0, lastActivatedAt: T0 + 9 },
+    ] }).client();
+    const out = await ecr.send(new DescribeImagesCommand({ repositoryName: REPO, filter: { imageStatus: 'ANY' } }));
+    expect(out.imageDetails!.map(d => [d.imageStatus, d.lastArchivedAt?.getTime(), d.lastActivatedAt?.getTime()])).toEqual([
+      ['ARCHIVED', T0 + 5, undefined], ['ACTIVATING', T0 + 5, undefined], ['ACTIVE', undefined, T0 + 9],
+    ]);
+  });
+
+  test('BatchGetImage of an archived or restoring image is undocumented (a pull of one fails with 404): the fake refuses to guess', async () => {
+    const ecr = new FakeEcr({ repositoryName: REPO, images: [
+      { digest: digest('a'), pushedAt: T0, status: 'ARCHIVED', mediaType: OCI_INDEX, children: [] },
+      { digest: digest('r'), pushedAt: T0, status: 'ACTIVATING', mediaType: OCI_INDEX, children: [] },
+    ] }).client();
+    for (const imageDigest of [digest('a'), digest('r')]) {
+      const call = ecr.send(new BatchGetImageCommand({ repositoryName: REPO, imageIds: [{ imageDigest }], acceptedMediaTypes: INDEX_TYPES }));
+      expect(await refusal(call))
+        .toMatchObject({ name: 'FakeUndocumentedBehaviourError', message: expect.stringMatching(/cannot be pulled.*archive-image/) });
+    }
+  });
+
   test('BatchGetImage imageIds holds 1..100 ids (InvalidParameterException)', async () => {
     const ecr = new FakeEcr({ repositoryName: REPO, images: manifests(101) }).client();
     for (const n of [0, 101]) {
@@ -296,6 +320,33 @@ describe('strict CodeBuild fake', () => {
     const fake = new FakeCodeBuild({ projectName: PROJECT, builds: builds(1) });
     const out = await fake.client().send(new BatchGetBuildsCommand({ ids: [fake.idsNewestFirst()[0], `${PROJECT}:gone`] }));
     expect([out.builds!.length, out.buildsNotFound]).toEqual([1, [`${PROJECT}:gone`]]);
+  });
+
+  test('BatchGetBuilds reports a running build IN_PROGRESS, incomplete, without end time or exported variables (CB4, CB10)', async () => {
+    const fake = new FakeCodeBuild({ projectName: PROJECT, builds: [
+      { startTime: T0, endTime: T0 + 60_000, buildStatus: 'FAILED' },
+      { id: `${PROJECT}:running`, startTime: T0 + 120_000, sourceVersion: 'refs/heads/feature/x',
+        environmentVariables: [{ name: 'CACHE_BRANCH', value: 'feature/x' }] },
+    ] });
+    const out = await fake.client().send(new BatchGetBuildsCommand({ ids: fake.idsNewestFirst() }));
+    expect(out.builds!.map(b => [b.buildStatus, b.buildComplete, b.endTime?.getTime(), b.exportedEnvironmentVariables])).toEqual([
+      ['IN_PROGRESS', false, undefined, undefined], ['FAILED', true, T0 + 60_000, undefined],
+    ]);
+    expect(out.builds![0]).toMatchObject({
+      sourceVersion: 'refs/heads/feature/x', environment: { environmentVariables: [{ name: 'CACHE_BRANCH', value: 'feature/x', type: 'PLAINTEXT' }] },
+    });
+    // post_build ends: the status, the end time and the exports appear together.
+    fake.finish(`${PROJECT}:running`, { endTime: T0 + 180_000, exportedEnvironmentVariables: [{ name: 'CACHE_REFS_READ', value: 'main' }] });
+    const done = (await fake.client().send(new BatchGetBuildsCommand({ ids: [`${PROJECT}:running`] }))).builds![0];
+    expect([done.buildStatus, done.buildComplete, done.exportedEnvironmentVariables]).toEqual(['SUCCEEDED', true, [{ name: 'CACHE_REFS_READ', value: 'main' }]]);
+  });
+
+  test('a build CodeBuild cannot report is refused: exports while running, a final status without an end time, or the reverse', () => {
+    const fake = new FakeCodeBuild({ projectName: PROJECT });
+    expect(() => fake.add({ startTime: T0, exportedEnvironmentVariables: [{ name: 'CACHE_REFS_READ', value: 'main' }] }))
+      .toThrow(/running build .* exported variables: they are final only after post_build/);
+    expect(() => fake.add({ startTime: T0, buildStatus: 'SUCCEEDED' })).toThrow(/end time exactly for the final statuses/);
+    expect(() => fake.add({ startTime: T0, endTime: T0 + 1, buildStatus: 'IN_PROGRESS' })).toThrow(/end time exactly for the final statuses/);
   });
 
   test('an operation the fake does not model is refused', async () => {

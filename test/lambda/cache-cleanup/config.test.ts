@@ -18,7 +18,6 @@ describe('resolvePolicy', () => {
       defaultBranchTag: 'main',
       idleTimeoutSeconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
       untaggedGracePeriodSeconds: DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS,
-      maxRefsPerBranch: undefined,
       maxCacheBytes: undefined,
       maxDeletesPerRun: DEFAULT_MAX_DELETES_PER_RUN,
       maxDeleteFraction: DEFAULT_MAX_DELETE_FRACTION,
@@ -34,12 +33,14 @@ describe('resolvePolicy', () => {
     [{ defaultBranchTag: 'feature/x' }, /defaultBranchTag must be an image tag, got "feature\/x"/],
     [{ defaultBranchTag: 'main', idleTimeoutSeconds: 0 }, /idleTimeoutSeconds must be an integer >= 1, got 0/],
     [{ defaultBranchTag: 'main', untaggedGracePeriodSeconds: -1 }, /untaggedGracePeriodSeconds must be an integer >= 0, got -1/],
-    [{ defaultBranchTag: 'main', maxRefsPerBranch: 0 }, /maxRefsPerBranch must be an integer >= 1, got 0/],
     [{ defaultBranchTag: 'main', maxCacheBytes: 1.5 }, /maxCacheBytes must be an integer >= 0, got 1.5/],
     [{ defaultBranchTag: 'main', maxDeletesPerRun: 0 }, /maxDeletesPerRun must be an integer >= 1, got 0/],
     [{ defaultBranchTag: 'main', maxDeleteFraction: 0 }, /maxDeleteFraction must be in \(0, 1\], got 0/],
     [{ defaultBranchTag: 'main', maxDeleteFraction: 1.5 }, /maxDeleteFraction must be in \(0, 1\], got 1.5/],
     [{ defaultBranchTag: 'main', allowLargeDeletes: 'yes' }, /allowLargeDeletes must be a boolean, got "yes"/],
+    [{ defaultBranchTag: 'main', trustIndexPullTime: 1 }, /trustIndexPullTime must be a boolean, got 1/],
+    // A field this function does not know means the construct and the function disagree: fail rather than ignore it.
+    [{ defaultBranchTag: 'main', maxRefsPerBranch: 2 }, /unknown field maxRefsPerBranch/],
   ])('rejects %j', (input, message) => {
     expect(() => resolvePolicy(input as never)).toThrow(message);
   });

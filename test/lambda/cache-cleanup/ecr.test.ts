@@ -31,8 +31,9 @@ describe('describeImages', () => {
     expect(images).toHaveLength(2500);
     const inputs = fake.inputsOf('DescribeImages');
     expect(inputs).toHaveLength(3);
-    expect(inputs[0]).toEqual({ repositoryName: REPO, maxResults: 1000, nextToken: undefined });
-    expect(inputs[2]).toEqual({ repositoryName: REPO, maxResults: 1000, nextToken: expect.any(String) });
+    // imageStatus ANY: without it DescribeImages lists ACTIVE images only, and archived cache would never be seen (ECR9).
+    expect(inputs[0]).toEqual({ repositoryName: REPO, maxResults: 1000, nextToken: undefined, filter: { imageStatus: 'ANY' } });
+    expect(inputs[2]).toEqual({ repositoryName: REPO, maxResults: 1000, nextToken: expect.any(String), filter: { imageStatus: 'ANY' } });
   });
 
   test('a digest listed on two pages reaches the planner once', async () => {
@@ -55,7 +56,12 @@ describe('toCacheImage and parseIndexChildren', () => {
   test('convert ECR fields into planner input', () => {
     expect(toCacheImage(detail(1, { imageTags: ['main'], lastRecordedPullTime: new Date(NOW - 5), imageManifestMediaType: OCI_INDEX }))).toEqual({
       digest: digestOf('d1'), tags: ['main'], sizeBytes: 10, pushedAt: NOW, lastPulledAt: NOW - 5, isIndex: true,
+      status: 'ACTIVE', lastArchivedAt: undefined, lastActivatedAt: undefined,
     });
+    const archived = toCacheImage(detail(2, { imageStatus: 'ARCHIVED', lastArchivedAt: new Date(NOW - 7), lastActivatedAt: new Date(NOW - 9) }))!;
+    expect([archived.status, archived.lastArchivedAt, archived.lastActivatedAt]).toEqual(['ARCHIVED', NOW - 7, NOW - 9]);
+    // A status this code does not know is treated like a restore: kept, and never read.
+    expect(toCacheImage(detail(3, { imageStatus: 'DEEP_FREEZE' as 'ACTIVE' }))!.status).toBe('ACTIVATING');
     expect(toCacheImage(detail(1, { imageManifestMediaType: DOCKER_MANIFEST_LIST }))!.isIndex).toBe(true);
     expect(toCacheImage(detail(1, { imagePushedAt: undefined }))!.pushedAt).toBe(Infinity);
     expect(toCacheImage({ imageTags: ['x'] })).toBeUndefined();
@@ -94,6 +100,15 @@ describe('readIndexChildren and scanRepository', () => {
     const scan = await scanRepository(fake.client(), REPO);
     expect(scan.images.map(i => i.children)).toEqual([[digestOf('d4')], undefined, undefined, undefined]);
     expect(scan.indexReadFailures.map(f => [f.digest, f.code])).toEqual([[digestOf('d2'), 'KmsError'], [digestOf('d3'), 'UnreadableManifest']]);
+  });
+
+  test('a whole BatchGetImage call that fails after the SDK\'s retries is reported for each index of the call, not thrown', async () => {
+    const indexes = Array.from({ length: 150 }, (_, k) => manifest(`i${k}`, { mediaType: OCI_INDEX, children: [] }));
+    const fake = new FakeEcr({ repositoryName: REPO, images: indexes }).failCall('BatchGetImage', ecrError('ThrottlingException', 'Rate exceeded'), 2);
+    const { children, failures } = await readIndexChildren(fake.client(), REPO, indexes.map(i => i.digest));
+    expect(children.size).toBe(100);
+    expect(failures).toHaveLength(50);
+    expect(failures[0]).toEqual({ digest: indexes[100].digest, code: 'ThrottlingException', reason: 'Rate exceeded' });
   });
 
   test('an index deleted between the listing and the read is reported as ImageNotFound', async () => {

@@ -1,7 +1,8 @@
 import { createHash } from 'crypto';
 import { resolvePolicy } from '../../../lambda/cache-cleanup/config';
 import { CleanupPolicy, ResolvedCleanupPolicy } from '../../../lambda/cache-cleanup/contract';
-import { BuildUsage, CacheImage } from '../../../lambda/cache-cleanup/plan';
+import { CacheImage } from '../../../lambda/cache-cleanup/plan';
+import { BuildUsage } from '../../../lambda/cache-cleanup/usage';
 
 export const HOUR = 3600 * 1000;
 export const DAY = 24 * HOUR;
@@ -28,6 +29,7 @@ export function policy(overrides: Partial<CleanupPolicy> = {}): ResolvedCleanupP
   return resolvePolicy({ defaultBranchTag: 'main', ...overrides });
 }
 
-export function usage(entries: Record<string, number> = {}): BuildUsage {
-  return { historyAvailable: true, lastUseByTag: new Map(Object.entries(entries)) };
+/** Build history that says when each tag was last read or written; `more` adds what else the history says. */
+export function usage(entries: Record<string, number> = {}, more: Omit<Partial<BuildUsage>, 'historyAvailable' | 'lastUseByTag'> = {}): BuildUsage {
+  return { historyAvailable: true, lastUseByTag: new Map(Object.entries(entries)), ...more };
 }
