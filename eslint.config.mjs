@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'cdk.out/**', '**/*.js', '**/*.mjs', 'test/integration/.engines/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'cdk.out/**', '**/*.js', '**/*.mjs', 'test/integration/.engines/**', 'bench/real/service/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -8,6 +8,7 @@ import { EngineScript, StrategyName } from './engine';
 import { inlineEngine } from './inline';
 import { registryEngine } from './registry';
 import { LOCAL_REGISTRY_SHELL, MANIFEST_BLOBS_SHELL, shq } from './shell';
+import { STAGES_AWK } from './stages.sh';
 import { LIBRARY_SHELL, mainShell, STEPS_SHELL } from './steps.sh';
 
 export { DEFAULT_BUILDKIT_IMAGE } from './config';
@@ -138,7 +139,8 @@ CIB_STRATEGY=${strategy}
 CIB_EXPORTED_VARIABLES=${shq(this.exportedVariables.join(' '))}
 CIB_METRICS_NAMESPACE=${BUILD_METRICS_NAMESPACE}
 CIB_STEPS_AWK=${shq((this.engine.logFormat === 'buildah' ? BUILDAH_STEPS_AWK : BUILDKIT_STEPS_AWK).trim())}
-
+${this.engine.logFormat === 'buildkit' ? `CIB_STAGES_AWK=${shq(STAGES_AWK.trim())}
+` : ''}
 # ---- configuration ----
 ${CONFIG_SHELL}
 

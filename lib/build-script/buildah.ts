@@ -32,8 +32,18 @@ export function buildahEngine(): EngineScript {
   fi
 }
 
+# buildah stats $DOCKER_CONFIG/config.json for credentials and fails (exit 125, "checking authfile") when DOCKER_CONFIG
+# names a directory without one: then it runs as if DOCKER_CONFIG were unset (its own auth file still applies).
+cib_buildah() {
+  if [ -n "\${DOCKER_CONFIG:-}" ] && [ ! -f "$DOCKER_CONFIG/config.json" ]; then
+    env -u DOCKER_CONFIG buildah "$@"
+  else
+    buildah "$@"
+  fi
+}
+
 cib_engine_login() {
-  buildah login --username AWS --password-stdin "$1" >/dev/null
+  cib_buildah login --username AWS --password-stdin "$1" >/dev/null
 }
 
 cib_engine_login_hosts() { :; }
@@ -49,19 +59,20 @@ cib_engine_build() {
   if [ -n "$CACHE_READ_TAGS" ]; then args+=(--cache-from "$CACHE_REPOSITORY_URI"); fi
   if [ -n "$CACHE_WRITE_TAG" ]; then cache_to=(--cache-to "$CACHE_REPOSITORY_URI"); fi
   local status=0
-  buildah build --layers "\${CIB_TLS[@]}" "\${args[@]}" "\${cache_to[@]}" "\${CIB_FLAGS[@]}" \\
+  # Docker format: OCI image config has no HEALTHCHECK (buildah drops it, and other Docker-only settings, with a warning).
+  cib_buildah build --layers --format docker "\${CIB_TLS[@]}" "\${args[@]}" "\${cache_to[@]}" "\${CIB_FLAGS[@]}" \\
     --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | cib_timestamp "$CIB_WORK_DIR/build.tlog" | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
   if [ "$status" -ne 0 ] && [ "\${#cache_to[@]}" -gt 0 ] && grep -qi 'pushing cache' "$CIB_WORK_DIR/build.log"; then
     # A failed cache export must not fail the build: build again without --cache-to (local layers hit).
     cib_warn 'cache export failed; building again without --cache-to'
     cib_state_set CIB_CACHE_PUSH_FAILED 1
     status=0
-    buildah build --layers "\${CIB_TLS[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" > "$CIB_WORK_DIR/rebuild.log" 2>&1 \\
+    cib_buildah build --layers --format docker "\${CIB_TLS[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" > "$CIB_WORK_DIR/rebuild.log" 2>&1 \\
       || { status=$?; cat "$CIB_WORK_DIR/rebuild.log" >&2; }
   fi
   [ "$status" -eq 0 ] || cib_die "buildah build failed (exit $status)"
   cib_buildah_tls "$APP_REPOSITORY_URI"
-  buildah push "\${CIB_TLS[@]}" --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2
+  cib_buildah push "\${CIB_TLS[@]}" --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2
   cib_state_set IMAGE_DIGEST "$(cat "$CIB_WORK_DIR/digest")"
   # buildah's refs are the step tags it pulled: what the cleanup must keep alive.
   cib_state_set CACHE_REFS_READ "$(sed -n 's/^--> Cache pulled from remote .*:\\([0-9a-f]\\{64\\}\\)$/\\1/p' "$CIB_WORK_DIR/build.log" | paste -sd , -)"
@@ -84,15 +95,16 @@ cib_timestamp() {
 # buildah pushed nothing separately: its cache went out during the build.
 cib_engine_cache_snapshot() { :; }
 
-# One image per executed step was pushed ("--> Pushing cache REPO:TAG", then "--> ID"): the size of each
-# one's top layer as buildah's local manifest records it.
+# The distinct blobs (compressed, as the registry holds them) of the step images buildah pushed, less those of the step
+# images it pulled: each step image carries every layer below it, so counting them per image counts the base again
+# and again. Read from the registry: buildah's local manifests hold uncompressed sizes.
 cib_engine_cache_bytes() {
-  local id size total=0
-  while read -r id; do
-    size=$(buildah inspect --type image --format '{{.Manifest}}' "$id" 2>/dev/null | cib_manifest_blobs | tail -n 1 | awk '{ print $2 }')
-    total=$((total + \${size:-0}))
-  done < <(awk '/^--> Pushing cache / { getline; if ($1 == "-->") print $2 }' "$CIB_WORK_DIR/build.log")
-  printf '%s\\n' "$total"
+  local tag
+  cib_ecr_password "$CACHE_REPOSITORY_URI"
+  for tag in \${CACHE_REFS_READ//,/ }; do cib_registry_curl "$CACHE_REPOSITORY_URI:$tag" -f | cib_manifest_blobs; done \\
+    | sort -u > "$CIB_WORK_DIR/cache-before.txt"
+  for tag in $(cib_engine_written_refs); do cib_registry_curl "$CACHE_REPOSITORY_URI:$tag" -f | cib_manifest_blobs; done | sort -u \\
+    | awk 'FILENAME == ARGV[1] { seen[$1] = 1; next } !($1 in seen) { s += $2 } END { print s + 0 }' "$CIB_WORK_DIR/cache-before.txt" -
 }
 
 # The step tags buildah pushed (content-addressed, shared by all branches).

@@ -20,7 +20,7 @@ export function branchTag(branch: string): string {
     const c = String.fromCharCode(b);
     tag += /[A-Za-z0-9_.-]/.test(c) ? c : '-';
   }
-  // `--` separates a branch's ref family from a suffix (see the cleanup's ref families): never inside a name.
+  // `--` separates a branch tag from a suffix (the inline strategy's `<tag>--<stage>` refs): never inside a name.
   tag = tag.replace(/^[.-]+/, '').replace(/-{2,}/g, '-');
   if (tag !== branch || tag.length > MAX_TAG_LENGTH || tag.length === 0) {
     const hash = createHash('sha256').update(bytes).digest('hex').slice(0, HASH_LENGTH);

@@ -16,18 +16,47 @@ import { DOCKER_CACHE_BYTES_SHELL } from './shell';
  * an index, and on the containerd image store `docker push` PUTs every manifest of it to the tag, which an immutable ECR
  * repository refuses from the second PUT on.
  */
-export const INLINE_FUNCTIONS = `cib_inline_build() {
-  local ref args=()
+export const INLINE_FUNCTIONS = `# A stage's cache ref: the branch's tag, "--", the stage (bounded like a branch tag when that is too long).
+cib_stage_ref() {
+  local ref="$1--$2"
+  if [ "\${#ref}" -gt 128 ]; then ref=$(cib_branch_tag "$ref"); fi
+  printf '%s\\n' "$ref"
+}
+
+# The side stages of the target (stages.sh.ts): CIB_SIDE_STAGES (names), CIB_SIDE_CHAINS (their FROM chains' labels).
+cib_inline_stages() {
+  CIB_SIDE_STAGES=()
+  CIB_SIDE_CHAINS=()
+  local kind stage chain
+  [ -f "$CIB_DOCKERFILE" ] || return 0
+  while read -r kind stage chain; do
+    if [ "$kind" = side ]; then
+      CIB_SIDE_STAGES+=("$stage")
+      CIB_SIDE_CHAINS+=("$chain")
+    else
+      cib_log "stage $stage is referenced by its index: --target cannot build it, so it has no cache ref of its own"
+    fi
+  done < <(awk -v target="$CIB_TARGET" "$CIB_STAGES_AWK" "$CIB_DOCKERFILE")
+}
+
+cib_inline_build() {
+  local ref stage refs=()
+  CIB_INLINE_CACHE_FROM=()
+  cib_inline_stages
   for ref in $CACHE_READ_TAGS; do
+    refs+=("$ref")
+    for stage in "\${CIB_SIDE_STAGES[@]}"; do refs+=("$(cib_stage_ref "$ref" "$stage")"); done
+  done
+  cib_state_set CACHE_REFS_READ "$(IFS=,; printf '%s' "\${refs[*]}")"
+  for ref in "\${refs[@]}"; do
     if docker pull --quiet "$CACHE_REPOSITORY_URI:$ref" >/dev/null 2>&1; then
-      args+=(--cache-from "$CACHE_REPOSITORY_URI:$ref")
+      CIB_INLINE_CACHE_FROM+=(--cache-from "$CACHE_REPOSITORY_URI:$ref")
       cib_log "cache $CACHE_REPOSITORY_URI:$ref pulled"
     else
-      cib_warn "cache $CACHE_REPOSITORY_URI:$ref could not be pulled (none yet for this branch?): not used"
+      cib_log "cache $CACHE_REPOSITORY_URI:$ref could not be pulled (none yet?): not used"
     fi
   done
-  DOCKER_BUILDKIT=1 BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker build --progress=plain --build-arg BUILDKIT_INLINE_CACHE=1 \\
-    "\${args[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2
+  cib_inline_docker_build --tag "$IMAGE_URI" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2
   docker push "$IMAGE_URI" >&2
   local digests
   digests=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$IMAGE_URI") \\
@@ -35,9 +64,36 @@ export const INLINE_FUNCTIONS = `cib_inline_build() {
   cib_state_set IMAGE_DIGEST "$(printf '%s\\n' "$digests" | grep -F "$APP_REPOSITORY_URI@" | head -n 1 | cut -d @ -f 2)"
 }
 
+cib_inline_docker_build() {
+  DOCKER_BUILDKIT=1 BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker build --progress=plain --build-arg BUILDKIT_INLINE_CACHE=1 \\
+    "\${CIB_INLINE_CACHE_FROM[@]}" "\${CIB_FLAGS[@]}" "$@" "$CIB_CONTEXT"
+}
+
+# The target's image as the branch's ref; each side stage whose FROM chain ran a step as a ref of its own, built
+# --target from the local cache the build just filled.
 cib_inline_cache_push() {
+  local i stage label written=("$CACHE_WRITE_TAG") ref
   docker tag "$IMAGE_URI" "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" \\
-    && docker push "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" > "$CIB_WORK_DIR/cache-push.log" 2>&1
+    && docker push "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" > "$CIB_WORK_DIR/cache-push.log" 2>&1 || return 1
+  cib_inline_stages
+  CIB_INLINE_CACHE_FROM=()
+  for i in "\${!CIB_SIDE_STAGES[@]}"; do
+    stage=\${CIB_SIDE_STAGES[$i]}
+    for label in \${CIB_SIDE_CHAINS[$i]}; do
+      if awk -F '\\t' -v l="[$label " '$1 == "executed" && index($3, l) == 1 { f = 1 } END { exit !f }' "$CIB_WORK_DIR/steps.tsv"; then
+        ref=$(cib_stage_ref "$CACHE_WRITE_TAG" "$stage")
+        cib_inline_docker_build --target "$stage" --tag "$CACHE_REPOSITORY_URI:$ref" >> "$CIB_WORK_DIR/cache-push.log" 2>&1 \\
+          && docker push "$CACHE_REPOSITORY_URI:$ref" >> "$CIB_WORK_DIR/cache-push.log" 2>&1 || return 1
+        written+=("$ref")
+        break
+      fi
+    done
+  done
+  cib_state_set CIB_INLINE_WRITTEN "\${written[*]}"
+}
+
+cib_inline_written_refs() {
+  printf '%s\\n' "\${CIB_INLINE_WRITTEN:-$CACHE_WRITE_TAG}" | tr ' ' '\\n'
 }`;
 
 /** Plain `docker build` with BuildKit inline cache, for engines without buildx (docker 20.10). */
@@ -63,6 +119,8 @@ cib_engine_build() { cib_inline_build; }
 
 cib_engine_cache_push() { cib_inline_cache_push; }
 
-${DOCKER_CACHE_BYTES_SHELL}`,
+${DOCKER_CACHE_BYTES_SHELL}
+
+cib_engine_written_refs() { cib_inline_written_refs; }`,
   };
 }

@@ -54,21 +54,30 @@ cib_ref_blobs() {
   fi
 }
 
-# What the cache repository holds for the refs this build reads and writes, before the export.
+# The refs this build reads and may write: the branch tags and, with the inline functions, each side stage's refs.
+cib_cache_refs_all() {
+  local ref stage
+  for ref in $CACHE_READ_TAGS $CACHE_WRITE_TAG; do
+    printf '%s\\n' "$ref"
+    if [ "$CIB_STRATEGY" = inline ]; then
+      cib_inline_stages
+      for stage in "\${CIB_SIDE_STAGES[@]}"; do cib_stage_ref "$ref" "$stage"; done
+    fi
+  done | sort -u
+}
+
+# What the cache repository holds for those refs before the export.
 cib_engine_cache_snapshot() {
   local ref
-  for ref in $(printf '%s %s' "$CACHE_READ_TAGS" "$CACHE_WRITE_TAG" | tr ' ' '\\n' | sort -u); do
+  for ref in $(cib_cache_refs_all); do
     cib_ref_blobs "$CACHE_REPOSITORY_URI:$ref"
   done | sort -u > "$CIB_WORK_DIR/cache-before.txt"
 }
 
-# Bytes of the blobs the written ref references that were not there before: what the export uploaded.
+# Bytes of the blobs the written refs reference that were not there before: what the export uploaded.
 # (FILENAME, not NR == FNR: the snapshot is empty on a branch's first build.)
 cib_engine_cache_bytes() {
-  cib_ref_blobs "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" | sort -u \\
+  local ref
+  for ref in $(cib_engine_written_refs); do cib_ref_blobs "$CACHE_REPOSITORY_URI:$ref"; done | sort -u \\
     | awk 'FILENAME == ARGV[1] { seen[$1] = 1; next } !($1 in seen) { s += $2 } END { print s + 0 }' "$CIB_WORK_DIR/cache-before.txt" -
-}
-
-cib_engine_written_refs() {
-  printf '%s\\n' "$CACHE_WRITE_TAG"
 }`;

@@ -45,24 +45,40 @@ cib_build_flags() {
   if [ -n "\${CIB_NETWORK:-}" ]; then CIB_FLAGS+=("--network=$CIB_NETWORK"); fi
 }
 
-# The digest a tag (HOST/REPO:TAG) points to in its registry, read with one HEAD request. Status 0: printed;
-# 1: the tag does not exist; 2: cannot tell (no curl, a registry we hold no credentials for, an error).
-cib_remote_digest() {
-  local host="\${1%%/*}" rest="\${1#*/}" url headers status
+# The ECR login password for HOST's region, once per shell (callers in subshells inherit it), for registry requests.
+cib_ecr_password() {
+  local host="\${1%%/*}"
+  if ! cib_is_ecr_host "$host" || [ "\${CIB_ECR_PASSWORD_HOST:-}" = "$host" ]; then return 0; fi
+  CIB_ECR_PASSWORD=$(aws ecr get-login-password --region "$(cib_ecr_region "$host")" 2>/dev/null) || CIB_ECR_PASSWORD=''
+  CIB_ECR_PASSWORD_HOST="$host"
+}
+
+# One request for a manifest (REF = HOST/REPO:TAG or HOST/REPO@DIGEST) with curl ARGS: to a local registry without
+# auth, to ECR with its basic auth (the login password on curl's stdin, never on a command line). Status 2: a registry
+# we hold no credentials for, or no curl.
+cib_registry_curl() {
+  local host="\${1%%/*}" rest="\${1#*/}" repo reference
   local accept='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json,'
   accept="$accept application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+  shift
+  if [[ $rest == *@* ]]; then repo="\${rest%@*}" reference="\${rest#*@}"; else repo="\${rest%:*}" reference="\${rest##*:}"; fi
   command -v curl >/dev/null 2>&1 || return 2
   if cib_is_local_registry "$host"; then
-    url="http://$host/v2/\${rest%:*}/manifests/\${rest##*:}"
-    headers=$(curl -sSI --max-time 30 -H "Accept: $accept" "$url" < /dev/null 2>/dev/null) || return 2
+    curl -sS --max-time 30 -H "Accept: $accept" "$@" "http://$host/v2/$repo/manifests/$reference" < /dev/null 2>/dev/null
   elif cib_is_ecr_host "$host"; then
-    # ECR takes the login password as basic auth; it goes to curl on stdin, never on a command line.
-    url="https://$host/v2/\${rest%:*}/manifests/\${rest##*:}"
-    headers=$(printf 'user = "AWS:%s"\\n' "$(aws ecr get-login-password --region "$(cib_ecr_region "$host")" 2>/dev/null)" \\
-      | curl -sSI --max-time 30 -K - -H "Accept: $accept" "$url" 2>/dev/null) || return 2
+    cib_ecr_password "$host"
+    printf 'user = "AWS:%s"\\n' "$CIB_ECR_PASSWORD" \\
+      | curl -sS --max-time 30 -K - -H "Accept: $accept" "$@" "https://$host/v2/$repo/manifests/$reference" 2>/dev/null
   else
     return 2
   fi
+}
+
+# The digest a tag points to in its registry, read with one HEAD request. Status 0: printed; 1: the tag does not
+# exist; 2: cannot tell (no curl, a registry we hold no credentials for, an error).
+cib_remote_digest() {
+  local headers status
+  headers=$(cib_registry_curl "$1" -I) || return 2
   headers=$(printf '%s\\n' "$headers" | tr -d '\\r')
   status=$(printf '%s\\n' "$headers" | awk 'NR == 1 { print $2 }')
   case "$status" in

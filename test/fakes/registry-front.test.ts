@@ -39,6 +39,11 @@ function lenientUpstream(): { server: http.Server; hosts: string[]; listen(): Pr
         res.end(req.method === 'GET' ? found.body : undefined);
         return;
       }
+      if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) {
+        res.writeHead(200, { 'Content-Length': 4096 });
+        res.end(Buffer.alloc(4096));
+        return;
+      }
       res.writeHead(202, { Location: `http://${req.headers.host}/v2/upload/1` });
       res.end();
     });
@@ -159,5 +164,18 @@ describe('everything else passes through', () => {
     expect(r.status).toBe(202);
     expect(r.headers.location).toBe('http://registry.test:5000/v2/upload/1');
     expect(upstream.hosts).toContain('registry.test:5000');
+  });
+});
+
+describe('traffic', () => {
+  test('blob and manifest bytes are counted per repository, both ways', async () => {
+    await request('PATCH', '/v2/team/app-cache/blobs/uploads/1', Buffer.alloc(1000));
+    await request('GET', `/v2/team/app-cache/blobs/sha256:${'d'.repeat(64)}`);
+    await request('PUT', '/v2/team/app-cache/manifests/main', manifest(1));
+    await request('GET', '/v2/team/app-cache/manifests/main');
+    const t = JSON.parse((await request('GET', '/__front/traffic?repository=team/app-cache')).body);
+    expect(t).toEqual({
+      blobBytesPushed: 1000, blobBytesPulled: 4096, manifestBytesPushed: manifest(1).length, manifestBytesPulled: manifest(1).length, requests: 4,
+    });
   });
 });

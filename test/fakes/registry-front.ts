@@ -17,6 +17,7 @@
  *   PUT    /__front/repositories/<name>   {"imageTagMutability":"IMMUTABLE"|"MUTABLE"}  create (409 if it exists)
  *   GET    /__front/repositories           the repositories
  *   GET    /__front/events[?repository=R]  manifest writes and refusals, oldest first
+ *   GET    /__front/traffic[?repository=R] bytes pulled and pushed (blobs, manifests) and requests, per repository
  *
  * Run: node -r ts-node/register/transpile-only registry-front.ts --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001
  */
@@ -39,6 +40,15 @@ export interface FrontEvent {
 }
 
 export interface Endpoint { readonly host: string; readonly port: number }
+
+/** Bytes through the front for one repository: what engines pulled and pushed (blobs and manifests). */
+export interface Traffic {
+  blobBytesPulled: number;
+  blobBytesPushed: number;
+  manifestBytesPulled: number;
+  manifestBytesPushed: number;
+  requests: number;
+}
 
 /**
  * A tag as the registry API takes it (OCI distribution spec, what ECR's registry endpoint follows): 1–128 of
@@ -104,6 +114,7 @@ export class RegistryFront {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly repositories = new Map<string, TagMutability>();
   private readonly events: FrontEvent[] = [];
+  private readonly traffic = new Map<string, Traffic>();
   /** Manifest PUTs to one tag of an immutable repository run one at a time, so that exactly one of two racing pushes wins. */
   private readonly tagLocks = new Map<string, Promise<void>>();
 
@@ -151,6 +162,7 @@ export class RegistryFront {
       return;
     }
     const [, repository, kind, reference] = m;
+    if (this.repositories.has(repository)) this.count(req, res, repository, kind);
     if (!this.repositories.has(repository)) {
       return registryError(res, 404, 'NAME_UNKNOWN',
         `The repository with name '${repository}' does not exist in the registry with id '${this.registryId}'`);
@@ -198,6 +210,27 @@ export class RegistryFront {
     } finally {
       if (this.tagLocks.get(key) === settled) this.tagLocks.delete(key);
     }
+  }
+
+  /** Counts the bytes of blob and manifest bodies, in both directions, against the repository. */
+  private count(req: http.IncomingMessage, res: http.ServerResponse, repository: string, kind: string): void {
+    let t = this.traffic.get(repository);
+    if (!t) this.traffic.set(repository, t = { blobBytesPulled: 0, blobBytesPushed: 0, manifestBytesPulled: 0, manifestBytesPushed: 0, requests: 0 });
+    const totals = t;
+    totals.requests++;
+    if (kind === 'tags') return;
+    const blob = kind === 'blobs';
+    req.on('data', (c: Buffer) => {
+      if (blob) totals.blobBytesPushed += c.length;
+      else totals.manifestBytesPushed += c.length;
+    });
+    const write = res.write.bind(res);
+    res.write = ((chunk: unknown, ...rest: unknown[]) => {
+      const n = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Buffer | undefined)?.length ?? 0;
+      if (req.method === 'GET' && blob) totals.blobBytesPulled += n;
+      else if (req.method === 'GET') totals.manifestBytesPulled += n;
+      return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof res.write;
   }
 
   private tagExists(repository: string, tag: string): Promise<boolean> {
@@ -252,6 +285,10 @@ export class RegistryFront {
       if (!REPOSITORY_NAME.test(name)) return json(res, 400, { error: `InvalidParameterException: repository name '${name}' does not match ${REPOSITORY_NAME}` });
       if (!this.createRepository(name, mutability)) return json(res, 409, { error: `RepositoryAlreadyExistsException: '${name}'` });
       return json(res, 201, { repositoryName: name, imageTagMutability: mutability });
+    }
+    if (path === 'traffic' && req.method === 'GET') {
+      const repo = url.searchParams.get('repository');
+      return json(res, 200, repo ? this.traffic.get(repo) ?? {} : Object.fromEntries(this.traffic));
     }
     if (path === 'events' && req.method === 'GET') {
       const repo = url.searchParams.get('repository');

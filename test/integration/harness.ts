@@ -12,12 +12,14 @@ import * as path from 'path';
 import { BuildScript } from '../../lib/build-script/build-script';
 import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
 import { StrategyName } from '../../lib/build-script/engine';
-import { FrontEvent } from '../fakes/registry-front';
+import { FrontEvent, Traffic } from '../fakes/registry-front';
 
 /** d20x: docker 20.10's daemon (classic image store) with the buildx plugin, where the registry strategy needs a BuildKit container. */
 export type EngineName = 'd20' | 'd20x' | 'd26' | 'buildah';
 /** Our three strategies plus the two baselines: the naive recipe and the seed's "push when nothing was CACHED" rule. */
-export type RecipeName = StrategyName | 'naive' | 'seed';
+/** Our three strategies, the naive recipe, the seed's "push when nothing was CACHED" rule, and the buildx docs recipe. */
+export type RecipeName = StrategyName | 'naive' | 'seed' | 'buildx-docs';
+const BASELINES: readonly RecipeName[] = ['naive', 'seed', 'buildx-docs'];
 
 export interface Combo { readonly recipe: RecipeName; readonly engine: EngineName }
 
@@ -48,23 +50,80 @@ export function loadEngines(): Record<string, string> {
   return vars;
 }
 
-/** One step of the test Dockerfile (steps 2..7; step 1 is FROM). */
-interface StepDef { readonly n: number; readonly line: string; readonly input?: 'deps' | 'app' }
+/**
+ * One step of a test Dockerfile. RUN steps print a marker (`RAN-STEP-<ID>`) that only appears when the command really
+ * runs (the header shows the upper-case source, the output the lower-case result): an independent check of the parser.
+ */
+interface StepDef {
+  /** Lower case: the marker's id. */
+  readonly id: string;
+  readonly stage: string;
+  readonly line: string;
+  /** The context file the step copies. */
+  readonly input?: 'deps' | 'app';
+  /** The stage whose result the step copies (`COPY --from`). */
+  readonly from?: string;
+}
+
+/** A test Dockerfile: stages (each FROM the base image or an earlier stage), their steps, and metadata lines at the end. */
+export interface Layout {
+  readonly name: string;
+  readonly stages: ReadonlyArray<{ readonly name: string; readonly from: string }>;
+  readonly steps: readonly StepDef[];
+  readonly metadata: readonly string[];
+  /** A directory copied into the build context first. @default - none */
+  readonly context?: string;
+  /** Writes the inputs a scenario changes. @default - deps.txt and app.txt hold them */
+  readonly writeInputs?: (dir: string, deps: string, app: string) => void;
+}
+
+const run = (id: string, rest: string): string => `RUN echo RAN-STEP-${id.toUpperCase()} | tr A-Z a-z && ${rest}`;
+
+/** The 6-step, single-stage project. */
+export const SINGLE: Layout = {
+  name: 'single',
+  stages: [{ name: '', from: 'BASE' }],
+  steps: [
+    { id: '2', stage: '', line: run('2', 'echo setup > /setup') },
+    { id: '3', stage: '', line: run('3', 'mkdir -p /app && head -c 262144 /dev/urandom > /app/tools.bin') },
+    { id: '4', stage: '', line: 'COPY deps.txt /app/deps.txt', input: 'deps' },
+    { id: '5', stage: '', line: run('5', 'sleep 2 && head -c 1048576 /dev/urandom > /app/deps.bin') },
+    { id: '6', stage: '', line: 'COPY app.txt /app/app.txt', input: 'app' },
+    // The app's own build (compile, bundle) runs on every app change: 1 s here.
+    { id: '7', stage: '', line: run('7', 'sleep 1 && cat /app/app.txt > /app/built') },
+  ],
+  metadata: [],
+};
 
 /**
- * RUN steps print a marker that only appears when the command really runs (the header shows the
- * upper-case source, the output the lower-case result), an independent check of the log parser.
+ * A multi-stage project shaped like a real service: `tools` (a base stage), `deps` (installs dependencies), `build`
+ * FROM deps (compiles the app), and a `runtime` stage FROM tools that COPYs from deps and from build, with the
+ * Docker-only configuration (HEALTHCHECK among it) that every strategy must push unchanged.
  */
-const STEPS: readonly StepDef[] = [
-  { n: 2, line: 'RUN echo RAN-STEP-2 | tr A-Z a-z && echo setup > /setup' },
-  { n: 3, line: 'RUN echo RAN-STEP-3 | tr A-Z a-z && mkdir -p /app && head -c 262144 /dev/urandom > /app/tools.bin' },
-  { n: 4, line: 'COPY deps.txt /app/deps.txt', input: 'deps' },
-  { n: 5, line: 'RUN echo RAN-STEP-5 | tr A-Z a-z && sleep 2 && head -c 1048576 /dev/urandom > /app/deps.bin' },
-  { n: 6, line: 'COPY app.txt /app/app.txt', input: 'app' },
-  // The app's own build (compile, bundle) runs on every app change: 1 s here.
-  { n: 7, line: 'RUN echo RAN-STEP-7 | tr A-Z a-z && sleep 1 && cat /app/app.txt > /app/built' },
-];
-export const STEP_NUMBERS = STEPS.map(s => s.n);
+export const MULTI: Layout = {
+  name: 'multi',
+  stages: [{ name: 'tools', from: 'BASE' }, { name: 'deps', from: 'tools' }, { name: 'build', from: 'deps' }, { name: 'runtime', from: 'tools' }],
+  steps: [
+    { id: 't1', stage: 'tools', line: run('t1', 'mkdir -p /t && head -c 65536 /dev/urandom > /t/tools.bin') },
+    { id: 'd1', stage: 'deps', line: 'COPY deps.txt /deps/deps.txt', input: 'deps' },
+    { id: 'd2', stage: 'deps', line: run('d2', 'sleep 1 && head -c 524288 /dev/urandom > /deps/deps.bin') },
+    { id: 'b1', stage: 'build', line: 'COPY app.txt /src/app.txt', input: 'app' },
+    { id: 'b2', stage: 'build', line: run('b2', 'cat /src/app.txt /deps/deps.txt > /src/out') },
+    { id: 'r1', stage: 'runtime', line: 'COPY --from=deps /deps /deps', from: 'deps' },
+    { id: 'r2', stage: 'runtime', line: 'COPY --from=build /src/out /app/out', from: 'build' },
+    { id: 'r3', stage: 'runtime', line: run('r3', 'cat /app/out > /app/built') },
+  ],
+  metadata: [
+    'ENV APP_MODE=production', 'EXPOSE 8080', 'LABEL org.example.service=web', 'WORKDIR /app', 'USER nobody',
+    'HEALTHCHECK --interval=30s --timeout=3s CMD test -f /app/built', 'ENTRYPOINT ["/bin/sh", "-c"]', 'CMD ["cat /app/built"]',
+  ],
+};
+
+/** The step a parser title names (BuildKit `[stage n/m] LINE`, buildah `STEP k/n: LINE`), or undefined (FROM, metadata). */
+export function stepOf(layout: Layout, title: string): string | undefined {
+  const line = title.replace(/^(\[[^\]]*\] )?(STEP \d+\/\d+: )?/, '');
+  return layout.steps.find(s => s.line === line)?.id;
+}
 
 /** A build context on disk whose deps/app files the scenarios change. */
 export class Project {
@@ -72,26 +131,46 @@ export class Project {
   public deps = 'deps-v1';
   public app = 'app-v1';
 
-  constructor(baseImage: string) {
+  constructor(public readonly baseImage: string, public readonly layout: Layout = SINGLE) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-project-'));
-    fs.writeFileSync(path.join(this.dir, 'Dockerfile'), [`FROM ${baseImage}`, ...STEPS.map(s => s.line), ''].join('\n'));
+    const lines: string[] = [];
+    for (const stage of layout.stages) {
+      lines.push(`FROM ${stage.from === 'BASE' ? baseImage : stage.from}${stage.name ? ` AS ${stage.name}` : ''}`);
+      lines.push(...layout.steps.filter(s => s.stage === stage.name).map(s => s.line));
+    }
+    if (layout.context) fs.cpSync(layout.context, this.dir, { recursive: true });
+    fs.writeFileSync(path.join(this.dir, 'Dockerfile'), [...lines, ...layout.metadata, ''].join('\n'));
     this.write();
   }
 
   public write(): void {
+    if (this.layout.writeInputs) return this.layout.writeInputs(this.dir, this.deps, this.app);
     fs.writeFileSync(path.join(this.dir, 'deps.txt'), this.deps + '\n');
     fs.writeFileSync(path.join(this.dir, 'app.txt'), this.app + '\n');
   }
 
-  /** Cache key of each step prefix: what a perfect cache would have to hold to skip the step. */
-  public prefixKeys(): Map<number, string> {
-    const keys = new Map<number, string>();
-    const h = createHash('sha256');
-    for (const s of STEPS) {
-      h.update(s.line + '\0' + (s.input === 'deps' ? this.deps : s.input === 'app' ? this.app : '') + '\0');
-      keys.set(s.n, h.copy().digest('hex'));
+  /**
+   * Cache key of each step: what a perfect cache would have to hold to skip it. A step's key covers its stage's parent
+   * chain, its own line and input, and for `COPY --from` the key of the copied stage's last step.
+   */
+  public stepKeys(): Map<string, string> {
+    const keys = new Map<string, string>();
+    const last = new Map<string, string>();
+    for (const stage of this.layout.stages) {
+      let key = stage.from === 'BASE' ? 'base' : last.get(stage.from)!;
+      for (const s of this.layout.steps.filter(x => x.stage === stage.name)) {
+        const input = s.input === 'deps' ? this.deps : s.input === 'app' ? this.app : s.from ? last.get(s.from)! : '';
+        key = createHash('sha256').update(`${key}\0${s.line}\0${input}`).digest('hex');
+        keys.set(s.id, key);
+      }
+      last.set(stage.name, key);
     }
     return keys;
+  }
+
+  /** The step a parser title names, or undefined (FROM, metadata). */
+  public stepOf(title: string): string | undefined {
+    return stepOf(this.layout, title);
   }
 
   public remove(): void {
@@ -100,12 +179,17 @@ export class Project {
 }
 
 export interface BuildResult {
-  readonly executed: number[];
-  readonly ideal: number[];
+  /** Step ids, in Dockerfile order. */
+  readonly executed: string[];
+  readonly ideal: string[];
   /** RUN steps whose marker appeared in the log. */
-  readonly markers: number[];
+  readonly markers: string[];
   readonly seconds: number;
   readonly cacheBytesAdded: number;
+  /** What the app repository gained (blobs and manifests). */
+  readonly appBytesAdded: number;
+  /** Bytes the build pulled from and pushed to the registry (app, cache and base repositories), when counted. */
+  readonly traffic?: { readonly pulled: number; readonly pushed: number };
   readonly exports: Record<string, string>;
   /** What the script printed. */
   readonly log: string;
@@ -160,6 +244,18 @@ export async function repoContents(registry: string, repo: string): Promise<Repo
   };
   for (const t of tags) await visit(t);
   return { manifests, blobs };
+}
+
+/** Bytes pulled and pushed so far through the front, summed over some repositories. */
+async function traffic(control: string, repositories: readonly string[]): Promise<{ pulled: number; pushed: number }> {
+  let pulled = 0;
+  let pushed = 0;
+  for (const r of repositories) {
+    const t = (await (await fetch(`${control}/traffic?repository=${encodeURIComponent(r)}`)).json()) as Partial<Traffic>;
+    pulled += (t.blobBytesPulled ?? 0) + (t.manifestBytesPulled ?? 0);
+    pushed += (t.blobBytesPushed ?? 0) + (t.manifestBytesPushed ?? 0);
+  }
+  return { pulled, pushed };
 }
 
 function bytesAdded(before: RepoContents, after: RepoContents): number {
@@ -271,28 +367,48 @@ export async function tagDigest(repository: string, tag: string): Promise<string
   return res.ok ? res.headers.get('docker-content-digest') ?? undefined : undefined;
 }
 
+/** The configuration (`config` of the image config blob) of the image a digest names; the first manifest of an index. */
+export async function imageConfig(repository: string, digest: string): Promise<Record<string, unknown>> {
+  const [registry, ...rest] = repository.split('/');
+  const base = `http://${registry}/v2/${rest.join('/')}`;
+  let manifest = (await (await fetch(`${base}/manifests/${digest}`, { headers: { Accept: MANIFEST_ACCEPT } })).json()) as Manifest;
+  if (manifest.manifests) {
+    manifest = (await (await fetch(`${base}/manifests/${manifest.manifests[0].digest}`, { headers: { Accept: MANIFEST_ACCEPT } })).json()) as Manifest;
+  }
+  const blob = (await (await fetch(`${base}/blobs/${manifest.config!.digest}`)).json()) as { config?: Record<string, unknown> };
+  return blob.config ?? {};
+}
+
 /** Renders our build script for a strategy (the same text the buildspec carries). */
 export function renderScript(strategy: StrategyName): string {
   return new BuildScript({ strategy }).renderScript();
 }
 
-export function parseSteps(log: string, format: 'buildkit' | 'buildah'): Array<{ n: number; status: string }> {
+/** The parser's verdict on each step of a log (FROM and metadata steps, which the project does not number, left out). */
+export function parseSteps(log: string, format: 'buildkit' | 'buildah', project: Project): Array<{ id: string; status: string }> {
   const tmp = path.join(os.tmpdir(), `cib-log-${process.pid}-${Math.random().toString(36).slice(2)}`);
   fs.writeFileSync(tmp, log);
   try {
     const r = spawnSync('awk', [format === 'buildah' ? BUILDAH_STEPS_AWK : BUILDKIT_STEPS_AWK, tmp], { encoding: 'utf8' });
-    return r.stdout.split('\n').filter(Boolean).map(line => {
+    return r.stdout.split('\n').filter(Boolean).flatMap(line => {
       const [status, , title] = line.split('\t');
-      const m = /(?:\[|STEP )(\d+)\//.exec(title);
-      return { n: m ? Number(m[1]) : -1, status };
+      const id = project.stepOf(title);
+      return id === undefined ? [] : [{ id, status }];
     });
   } finally {
     fs.rmSync(tmp, { force: true });
   }
 }
 
-/** Shell for the two baselines, run as the engine's client would (docker 20.10 CLI). */
-function baselineScript(recipe: 'naive' | 'seed', repos: Repos, tag: string): string {
+/** Shell for the baselines, run as the engine's client would. */
+function baselineScript(recipe: RecipeName, repos: Repos, tag: string): string {
+  if (recipe === 'buildx-docs') {
+    // docs.docker.com's registry cache recipe: export mode=max on every build. With --provenance=false, else the
+    // containerd image store PUTs the tag twice and the immutable app repository refuses the push.
+    const cache = `${repos.cache}:buildcache`;
+    return `set -euo pipefail; docker buildx build --progress=plain --network host --provenance=false --cache-from type=registry,ref=${cache} `
+      + `--cache-to type=registry,ref=${cache},mode=max,image-manifest=true,oci-mediatypes=true --push -t ${repos.app}:${tag} . 2>&1 | tee build.log`;
+  }
   const build = (from: string) => `DOCKER_BUILDKIT=1 docker build --progress=plain --network host --build-arg BUILDKIT_INLINE_CACHE=1 --cache-from ${from} -t ${repos.app}:${tag} . 2>&1 | tee build.log`;
   const pushApp = `docker push ${repos.app}:${tag} >/dev/null`;
   const pushCache = `docker tag ${repos.app}:${tag} ${repos.cache}:latest && docker push ${repos.cache}:latest >/dev/null`;
@@ -317,6 +433,8 @@ export interface BuildRequest {
   readonly keepLocal?: boolean;
   /** More environment for the script (configuration variables). */
   readonly env?: Record<string, string>;
+  /** The front's control URL: count the bytes the build pulled and pushed (app, cache and base repositories). */
+  readonly control?: string;
 }
 
 export async function runBuild(req: BuildRequest): Promise<BuildResult> {
@@ -324,13 +442,16 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   project.write();
   if (!req.keepLocal) engine.wipe();
   const before = await repoContents(repos.registry, repos.cache.slice(repos.registry.length + 1));
+  const appBefore = await repoContents(repos.registry, repos.app.slice(repos.registry.length + 1));
+  const trafficRepos = [repos.app, repos.cache, project.baseImage.replace(/:[^/:]+$/, '')].map(r => r.slice(repos.registry.length + 1));
+  const trafficBefore = req.control ? await traffic(req.control, trafficRepos) : undefined;
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-work-'));
   let script: string;
-  if (combo.recipe === 'naive' || combo.recipe === 'seed') {
+  if (BASELINES.includes(combo.recipe)) {
     script = baselineScript(combo.recipe, repos, req.tag);
   } else {
     const file = path.join(workDir, 'cached-build.sh');
-    fs.writeFileSync(file, renderScript(combo.recipe));
+    fs.writeFileSync(file, renderScript(combo.recipe as StrategyName));
     script = `bash ${file}`;
   }
   const env: NodeJS.ProcessEnv = {
@@ -340,23 +461,29 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   const t0 = process.hrtime.bigint();
   const r = bash(script, env, project.dir);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const buildLog = path.join(combo.recipe === 'naive' || combo.recipe === 'seed' ? project.dir : workDir, 'build.log');
+  const buildLog = path.join(BASELINES.includes(combo.recipe) ? project.dir : workDir, 'build.log');
   const log = fs.existsSync(buildLog) ? fs.readFileSync(buildLog, 'utf8') : '';
   const reportFile = path.join(workDir, 'cache-report.json');
   const report = fs.existsSync(reportFile) ? JSON.parse(fs.readFileSync(reportFile, 'utf8')) as CacheReport : undefined;
   fs.rmSync(workDir, { recursive: true, force: true });
   if (r.status !== 0) throw new Error(`${combo.recipe}@${combo.engine} build ${req.tag} failed (exit ${r.status}):\n${r.out.slice(-6000)}`);
   const after = await repoContents(repos.registry, repos.cache.slice(repos.registry.length + 1));
-  const steps = parseSteps(log, combo.engine === 'buildah' ? 'buildah' : 'buildkit');
-  const keys = project.prefixKeys();
+  const appAfter = await repoContents(repos.registry, repos.app.slice(repos.registry.length + 1));
+  const trafficAfter = req.control ? await traffic(req.control, trafficRepos) : undefined;
+  const steps = parseSteps(log, combo.engine === 'buildah' ? 'buildah' : 'buildkit', project);
+  const keys = project.stepKeys();
+  const ids = project.layout.steps.map(x => x.id);
   const exported: Record<string, string> = {};
   for (const m of r.out.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) exported[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
   return {
-    executed: steps.filter(s => s.status === 'executed').map(s => s.n),
-    ideal: STEP_NUMBERS.filter(n => !req.available.has(keys.get(n)!)),
-    markers: [...log.matchAll(/ran-step-(\d+)/g)].map(m => Number(m[1])).filter((n, i, a) => a.indexOf(n) === i),
+    executed: ids.filter(id => steps.some(x => x.id === id && x.status === 'executed')),
+    ideal: ids.filter(id => !req.available.has(keys.get(id)!)),
+    markers: ids.filter(id => new RegExp(`ran-step-${id}\\b`).test(log)),
     seconds,
     cacheBytesAdded: bytesAdded(before, after),
+    appBytesAdded: bytesAdded(appBefore, appAfter),
+    traffic: trafficBefore && trafficAfter
+      ? { pulled: trafficAfter.pulled - trafficBefore.pulled, pushed: trafficAfter.pushed - trafficBefore.pushed } : undefined,
     exports: exported,
     log: r.out,
     buildLog: log,
@@ -366,7 +493,13 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
 
 /** A scenario: the changes before each build, on which branch. */
 export interface ScenarioBuild { readonly branch: string; readonly change?: 'app' | 'deps' | 'none' }
-export interface Scenario { readonly name: string; readonly title: string; readonly builds: readonly ScenarioBuild[] }
+export interface Scenario {
+  readonly name: string;
+  readonly title: string;
+  readonly builds: readonly ScenarioBuild[];
+  /** The project's Dockerfile. @default SINGLE */
+  readonly layout?: Layout;
+}
 
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'S1', title: 'app file changes each build', builds: Array.from({ length: 6 }, () => ({ branch: 'main', change: 'app' as const })) },
@@ -378,6 +511,13 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'S4', title: "a new branch's first build reads the default branch's cache",
     builds: [{ branch: 'main', change: 'app' }, { branch: 'feature/new-thing', change: 'app' }, { branch: 'feature/new-thing', change: 'app' }],
+  },
+  {
+    name: 'M1', title: 'multi-stage: app change, deps change, no change, a new branch', layout: MULTI,
+    builds: [
+      { branch: 'main', change: 'app' }, { branch: 'main', change: 'app' }, { branch: 'main', change: 'deps' },
+      { branch: 'main', change: 'none' }, { branch: 'feature/multi', change: 'app' }, { branch: 'main', change: 'app' },
+    ],
   },
 ];
 
@@ -398,9 +538,15 @@ export interface ScenarioRun {
  * exactly the same prefix of steps.
  */
 export async function runScenario(combo: Combo, scenario: Scenario, engine: Engine, vars: Record<string, string>,
-  options: { floor?: boolean; rerun?: boolean; env?: Record<string, string>; onBuild?: (i: number, r: BuildResult) => void } = {},
+  options: {
+    floor?: boolean; rerun?: boolean; env?: Record<string, string>; onBuild?: (i: number, r: BuildResult) => void;
+    /** Base image of the project. @default the engines' busybox base */
+    baseImage?: string;
+    /** Keep the builder's local state between builds (the floor of a whole scenario). */
+    keepLocal?: boolean;
+  } = {},
 ): Promise<ScenarioRun> {
-  const project = new Project(vars.CIB_BASE_IMAGE);
+  const project = new Project(options.baseImage ?? vars.CIB_BASE_IMAGE, scenario.layout ?? SINGLE);
   const repos = await freshRepos(vars, combo, scenario.name);
   const built = new Map<string, Set<string>>();
   const results: BuildResult[] = [];
@@ -413,7 +559,7 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
   const availableFor = (branch: string) => new Set([...(built.get(branch) ?? []), ...(built.get('main') ?? [])]);
   const remember = (branch: string) => {
     const set = built.get(branch) ?? new Set<string>();
-    for (const k of project.prefixKeys().values()) set.add(k);
+    for (const k of project.stepKeys().values()) set.add(k);
     built.set(branch, set);
   };
   try {
@@ -421,6 +567,7 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
       change(b.change);
       const r = await runBuild({
         combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: availableFor(b.branch), env: options.env,
+        control: vars.CIB_REGISTRY_CONTROL, keepLocal: options.keepLocal && i > 0,
       });
       remember(b.branch);
       results.push(r);
@@ -430,7 +577,7 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
     if (options.rerun) {
       const last = scenario.builds.length - 1;
       run.rerun = await runBuild({
-        combo, engine, project, repos, branch: scenario.builds[last].branch, tag: `b${last + 1}`, available: new Set(project.prefixKeys().values()),
+        combo, engine, project, repos, branch: scenario.builds[last].branch, tag: `b${last + 1}`, available: new Set(project.stepKeys().values()),
         env: options.env,
       });
     }

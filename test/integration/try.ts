@@ -8,11 +8,17 @@ async function main(): Promise<void> {
   const engine = new Engine(combo.engine, vars);
   const scenario = SCENARIOS.find(s => s.name === scenarioName)!;
   try {
-    const run = await runScenario(combo, scenario, engine, vars, {
-      floor: process.env.FLOOR === '1',
-      onBuild: (i, r) => console.log(`build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] ${r.seconds.toFixed(1)}s cache+${r.cacheBytesAdded}B reported ${r.report?.cacheBytesPushed} ${r.report?.verdict}`),
-    });
-    if (run.floorSeconds) console.log(`floor ${run.floorSeconds.toFixed(1)}s`);
+    for (let k = 0; k < Number(process.env.REPEAT ?? 1); k++) {
+      const run = await runScenario(combo, scenario, engine, vars, {
+        floor: process.env.FLOOR === '1',
+        onBuild: (i, r) => {
+          console.log(`build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] ${r.seconds.toFixed(1)}s cache+${r.cacheBytesAdded}B `
+          + `reported ${r.report?.cacheBytesPushed} ${r.report?.verdict}`);
+          if (process.env.VERBOSE === '1' || r.executed.join() !== r.ideal.join()) console.log(r.buildLog);
+        },
+      });
+      if (run.floorSeconds) console.log(`floor ${run.floorSeconds.toFixed(1)}s`);
+    }
   } finally {
     engine.dispose();
   }

@@ -1,0 +1,146 @@
+/**
+ * `npm run bench:real`: a realistic service on real engines. A TypeScript web service (express and 143 other npm
+ * packages, installed for real from the npm registry) in a 4-stage Dockerfile on a Node.js base image made from Debian:
+ * `base` (apt packages, a user), `deps` (`npm ci` with a cache mount), `build` FROM deps (`tsc`), and `runtime` FROM base
+ * (`npm ci --omit=dev`, `COPY --from=build`, HEALTHCHECK, tini). Six builds, each on a wiped builder: cold, source
+ * change, dependency added, no change, source change, a new branch's first build. Every strategy on every engine, the
+ * peer recipes (the naive inline recipe; the buildx docs recipe, `--cache-to type=registry,mode=max` on every build) and
+ * the local floor (our registry strategy on docker 26, builder kept between builds), in one run.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import {
+  BuildResult, Combo, Engine, EngineName, Layout, loadEngines, runScenario, Scenario, STRATEGY_COMBOS,
+} from '../test/integration/harness';
+
+const SERVICE = path.join(__dirname, 'real', 'service');
+const npmCi = (flags: string): string => `RUN --mount=type=cache,target=/root/.npm npm ci ${flags}--no-audit --no-fund`;
+
+/** The service's Dockerfile as harness steps: inputs are the lock files (`deps`) and the sources (`app`). */
+export const REAL: Layout = {
+  name: 'real',
+  stages: [{ name: 'base', from: 'BASE' }, { name: 'deps', from: 'base' }, { name: 'build', from: 'deps' }, { name: 'runtime', from: 'base' }],
+  steps: [
+    {
+      id: 'apt', stage: 'base',
+      line: 'RUN apt-get update && apt-get install -y --no-install-recommends tini curl ca-certificates && rm -rf /var/lib/apt/lists/* '
+        + '&& useradd --create-home --uid 10001 app',
+    },
+    { id: 'workdir', stage: 'base', line: 'WORKDIR /app' },
+    { id: 'lock', stage: 'deps', line: 'COPY package.json package-lock.json ./', input: 'deps' },
+    { id: 'npm-ci', stage: 'deps', line: npmCi('') },
+    { id: 'tsconfig', stage: 'build', line: 'COPY tsconfig.json ./' },
+    { id: 'src', stage: 'build', line: 'COPY src ./src', input: 'app' },
+    { id: 'tsc', stage: 'build', line: 'RUN npx tsc' },
+    { id: 'rt-lock', stage: 'runtime', line: 'COPY package.json package-lock.json ./', input: 'deps' },
+    { id: 'rt-npm-ci', stage: 'runtime', line: npmCi('--omit=dev ') },
+    { id: 'dist', stage: 'runtime', line: 'COPY --from=build /app/dist ./dist', from: 'build' },
+  ],
+  metadata: [
+    'ENV NODE_ENV=production', 'USER app', 'EXPOSE 3000',
+    'HEALTHCHECK --interval=30s --timeout=3s CMD curl -fsS http://localhost:3000/health || exit 1',
+    'ENTRYPOINT ["/usr/bin/tini", "--"]', 'CMD ["node", "dist/server.js"]',
+  ],
+  context: SERVICE,
+  writeInputs: (dir, deps, app) => {
+    const lock = deps === 'deps-v1' ? SERVICE : path.join(SERVICE, 'added');
+    for (const f of ['package.json', 'package-lock.json']) fs.copyFileSync(path.join(lock, f), path.join(dir, f));
+    fs.rmSync(path.join(dir, 'added'), { recursive: true, force: true });
+    fs.writeFileSync(path.join(dir, 'src', 'version.ts'), `/** Changed by the benchmark's "source change" builds. */\nexport const VERSION = '${app}';\n`);
+  },
+};
+
+export const REAL_SCENARIO: Scenario = {
+  name: 'R', title: 'cold, source change, dependency added, no change, source change, new branch', layout: REAL,
+  builds: [
+    { branch: 'main', change: 'app' }, { branch: 'main', change: 'app' }, { branch: 'main', change: 'deps' },
+    { branch: 'main', change: 'none' }, { branch: 'main', change: 'app' }, { branch: 'feature/new-thing', change: 'app' },
+  ],
+};
+const NOOP = 3;
+const WARM = [1, 2, 4, 5];
+
+interface Row { readonly label: string; readonly combo: Combo; readonly ours: boolean; readonly keepLocal?: boolean }
+
+const ROWS: readonly Row[] = [
+  ...STRATEGY_COMBOS.map(combo => ({ label: combo.recipe, combo, ours: true })),
+  { label: 'peer: naive inline (`--cache-from app:latest`)', combo: { recipe: 'naive', engine: 'd20' }, ours: false },
+  { label: 'peer: buildx docs (`--cache-to type=registry,mode=max` every build)', combo: { recipe: 'buildx-docs', engine: 'd26' }, ours: false },
+  { label: 'local floor (registry, builder kept)', combo: { recipe: 'registry', engine: 'd26' }, ours: false, keepLocal: true },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const mb = (n: number): string => (n / 2 ** 20).toFixed(n < 10 * 2 ** 20 ? 1 : 0);
+
+async function main(): Promise<void> {
+  const vars = loadEngines();
+  const started = new Set((vars.CIB_ENGINES ?? '').split(/\s+/));
+  const base = spawnSync('bash', [path.join(__dirname, 'real', 'base-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (base.status !== 0) throw new Error('building the Node.js base image failed');
+  const baseImage = base.stdout.trim();
+  const engines = new Map<EngineName, Engine>();
+  const engineFor = (n: EngineName) => engines.get(n) ?? engines.set(n, new Engine(n, vars)).get(n)!;
+  const runs = new Map<string, BuildResult[]>();
+  const date = new Date().toISOString().slice(0, 10);
+  console.log(`real-workload benchmark, ${date}, this 2-core machine: ${REAL_SCENARIO.title}; every build on a wiped builder`);
+  console.log('');
+  console.log('| recipe | engine | executed/ideal steps per build | at ideal | wall s per build | MB pulled / pushed per build | '
+    + 'pushed / new blobs | warm median | warm/floor | no-op |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  const rows: string[] = [];
+  try {
+    for (const row of ROWS) {
+      if (!started.has(row.combo.engine)) {
+        console.log(`| ${row.label} | ${row.combo.engine} | engine not started | | | | | | | |`);
+        continue;
+      }
+      const run = await runScenario(row.combo, REAL_SCENARIO, engineFor(row.combo.engine), vars, { baseImage, keepLocal: row.keepLocal });
+      runs.set(row.label, run.builds);
+      rows.push(row.label);
+    }
+  } finally {
+    engines.forEach(e => e.dispose());
+  }
+  const floor = runs.get(ROWS[ROWS.length - 1].label);
+  const floorWarm = floor ? median(WARM.map(i => floor[i].seconds)) : NaN;
+  const floorNoop = floor ? floor[NOOP].seconds : NaN;
+  let ideal = 0;
+  let total = 0;
+  const ratios = new Map<string, number[]>();
+  const noopRatios: number[] = [];
+  for (const row of ROWS.filter(r => runs.has(r.label))) {
+    const b = runs.get(row.label)!;
+    const atIdeal = b.filter(x => x.executed.join() === x.ideal.join()).length;
+    const warm = median(WARM.map(i => b[i].seconds));
+    if (row.ours) {
+      ideal += atIdeal;
+      total += b.length;
+      ratios.set(row.combo.recipe, [...(ratios.get(row.combo.recipe) ?? []), warm / floorWarm]);
+      noopRatios.push(b[NOOP].seconds / floorNoop);
+    }
+    const pushed = b.reduce((s, x) => s + (x.traffic?.pushed ?? 0), 0);
+    const added = b.reduce((s, x) => s + x.cacheBytesAdded + x.appBytesAdded, 0);
+    console.log(`| ${row.label} | ${row.combo.engine} | ${b.map(x => `${x.executed.length}/${x.ideal.length}${x.executed.join() === x.ideal.join() ? '' : '✗'}`).join(' ')}`
+      + ` | ${atIdeal}/${b.length} | ${b.map(x => x.seconds.toFixed(1)).join(' ')}`
+      + ` | ${b.map(x => `${mb(x.traffic?.pulled ?? 0)}/${mb(x.traffic?.pushed ?? 0)}`).join(' ')}`
+      + ` | ${(pushed / Math.max(added, 1)).toFixed(2)} | ${warm.toFixed(1)} s | ${(warm / floorWarm).toFixed(2)} | ${b[NOOP].seconds.toFixed(1)} s |`);
+  }
+  const r = (name: string): string => (ratios.has(name) ? median(ratios.get(name)!).toFixed(2) : '-');
+  console.log('');
+  console.log('Steps: apt, WORKDIR (base); package files, npm ci (deps); tsconfig, src, tsc (build); package files, npm ci --omit=dev, COPY --from=build');
+  console.log('(runtime). ✗ = executed differs from ideal. Warm: median of builds 2, 3, 5, 6. Pushed / new blobs: bytes uploaded over the six');
+  console.log('builds divided by what the app and cache repositories gained (distinct new blobs and manifests).');
+  console.log(`real-bench: ${ideal}/${total} ideal, warm/floor registry ${r('registry')} inline ${r('inline')} buildah ${r('buildah')}, `
+    + `no-op/floor ${median(noopRatios).toFixed(2)}`);
+}
+
+main().catch(e => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,2 @@
+/** Changed by the benchmark's "source change" builds. */
+export const VERSION = 'v1';
