@@ -59,15 +59,16 @@ cib_engine_build() {
   if [ -n "$CACHE_READ_TAGS" ]; then args+=(--cache-from "$CACHE_REPOSITORY_URI"); fi
   if [ -n "$CACHE_WRITE_TAG" ]; then cache_to=(--cache-to "$CACHE_REPOSITORY_URI"); fi
   local status=0
-  # Docker format: OCI image config has no HEALTHCHECK (buildah drops it, and other Docker-only settings, with a warning).
-  cib_buildah build --layers --format docker "\${CIB_TLS[@]}" "\${args[@]}" "\${cache_to[@]}" "\${CIB_FLAGS[@]}" \\
+  # Docker format: OCI image config has no HEALTHCHECK (buildah drops it, and other Docker-only settings, with a warning);
+  # no io.buildah.version label: the image is the one the docker strategies would push.
+  cib_buildah build --layers --format docker --identity-label=false "\${CIB_TLS[@]}" "\${args[@]}" "\${cache_to[@]}" "\${CIB_FLAGS[@]}" \\
     --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | cib_timestamp "$CIB_WORK_DIR/build.tlog" | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
   if [ "$status" -ne 0 ] && [ "\${#cache_to[@]}" -gt 0 ] && grep -qi 'pushing cache' "$CIB_WORK_DIR/build.log"; then
     # A failed cache export must not fail the build: build again without --cache-to (local layers hit).
     cib_warn 'cache export failed; building again without --cache-to'
     cib_state_set CIB_CACHE_PUSH_FAILED 1
     status=0
-    cib_buildah build --layers --format docker "\${CIB_TLS[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" > "$CIB_WORK_DIR/rebuild.log" 2>&1 \\
+    cib_buildah build --layers --format docker --identity-label=false "\${CIB_TLS[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" > "$CIB_WORK_DIR/rebuild.log" 2>&1 \\
       || { status=$?; cat "$CIB_WORK_DIR/rebuild.log" >&2; }
   fi
   [ "$status" -eq 0 ] || cib_die "buildah build failed (exit $status)"

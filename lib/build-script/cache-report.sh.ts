@@ -40,8 +40,10 @@ END {
 }`;
 
 /**
- * buildah `--layers` output: `STEP k/n: INSTRUCTION` (with a `[s/m] ` stage prefix in multi-stage
- * builds); a hit prints `--> Using cache <id>` before the next step starts.
+ * buildah `--layers` output: `STEP k/n: INSTRUCTION` (with a `[s/m] ` stage prefix in multi-stage builds); a hit prints
+ * `--> Using cache <id>`, and every step but FROM ends with its image id (`--> <hex>`). Stages nest: a step that needs
+ * another stage (`COPY --from`) starts, the other stage's steps run, and only then does the first step end, so results
+ * belong to the innermost step that has not ended yet (a stack), not to the step printed last.
  */
 export const BUILDAH_STEPS_AWK = `
 {
@@ -49,20 +51,22 @@ export const BUILDAH_STEPS_AWK = `
   ts = ""
   line = $0
   if (match(line, /^[0-9]+[.][0-9]+\t/)) { ts = substr(line, 1, RLENGTH - 1) + 0; line = substr(line, RLENGTH + 1) }
-  if (ts != "") { last = ts }
 }
 line ~ /^(\\[[0-9]+\\/[0-9]+\\] )?STEP [0-9]+\\/[0-9]+: / {
-  if (cur && ts != "" && start[cur] != "") { secs[cur] = ts - start[cur] }
-  cur = ++n
-  start[cur] = ts
-  title[cur] = line
+  i = ++n
+  start[i] = ts
+  title[i] = line
   name = substr(line, index(line, ": ") + 2)
-  from[cur] = (toupper(substr(name, 1, 5)) == "FROM ")
+  from[i] = (toupper(substr(name, 1, 5)) == "FROM ")
+  if (!from[i]) stack[++depth] = i
   next
 }
-cur && line ~ /^--> Using cache / { cached[cur] = 1 }
+depth > 0 && line ~ /^--> Using cache / { cached[stack[depth]] = 1; next }
+depth > 0 && line ~ /^--> [0-9a-f]+$/ {
+  i = stack[depth--]
+  if (ts != "" && start[i] != "") secs[i] = ts - start[i]
+}
 END {
-  if (cur && last != "" && start[cur] != "") { secs[cur] = last - start[cur] }
   for (i = 1; i <= n; i++) {
     if (from[i]) { continue }
     t = (i in secs) ? sprintf("%.1f", secs[i]) : "-"

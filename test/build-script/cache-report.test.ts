@@ -58,3 +58,16 @@ describe('BuildKit hits without CACHED', () => {
     expect(r.stdout).toBe('cached\t-\t[build 2/3] RUN go build\nexecuted\t0.0\t[stage-1 2/2] COPY --from=build /a /a\n');
   });
 });
+
+describe('buildah stages that nest', () => {
+  test("a step's result belongs to the innermost step still open: COPY --from waits for the other stage", () => {
+    // Captured from buildah 1.28 (engine suite M1, build 2): runtime's COPY --from=deps starts, the deps stage's steps run,
+    // then the COPY ends with its own "Using cache". Read as "the step printed last", it looked executed.
+    const s = steps(BUILDAH_STEPS_AWK, 'real-buildah-multistage-nested.log');
+    const status = Object.fromEntries(s.map(x => [x.title.replace(/^\[\d\/4\] STEP \d+\/\d+: /, ''), x.status]));
+    expect(status['COPY --from=deps /deps /deps']).toBe('cached');
+    expect(status['COPY deps.txt /deps/deps.txt']).toBe('cached');
+    expect(status['COPY --from=build /src/out /app/out']).toBe('executed');
+    expect(s.filter(x => x.status === 'cached')).toHaveLength(4);
+  });
+});
