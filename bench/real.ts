@@ -64,7 +64,7 @@ const WARM = [1, 2, 4, 5];
 interface Row { readonly label: string; readonly combo: Combo; readonly ours: boolean; readonly keepLocal?: boolean }
 
 const ROWS: readonly Row[] = [
-  ...STRATEGY_COMBOS.map(combo => ({ label: combo.recipe, combo, ours: true })),
+  ...STRATEGY_COMBOS.map(combo => ({ label: `${combo.recipe}`, combo, ours: true })),
   { label: 'peer: naive inline (`--cache-from app:latest`)', combo: { recipe: 'naive', engine: 'd20' }, ours: false },
   { label: 'peer: buildx docs (`--cache-to type=registry,mode=max` every build)', combo: { recipe: 'buildx-docs', engine: 'd26' }, ours: false },
   { label: 'local floor (registry, builder kept)', combo: { recipe: 'registry', engine: 'd26' }, ours: false, keepLocal: true },
@@ -86,7 +86,10 @@ async function main(): Promise<void> {
   const baseImage = base.stdout.trim();
   const engines = new Map<EngineName, Engine>();
   const engineFor = (n: EngineName) => engines.get(n) ?? engines.set(n, new Engine(n, vars)).get(n)!;
-  const runs = new Map<string, BuildResult[]>();
+  const runs = new Map<Row, BuildResult[]>();
+  // BENCH_ONLY=registry@d26,floor runs some rows (the floor is needed for the ratios).
+  const only = process.env.BENCH_ONLY?.split(',');
+  const wanted = (row: Row): boolean => !only || only.includes(`${row.combo.recipe}@${row.combo.engine}`) || (row.keepLocal === true && only.includes('floor'));
   const date = new Date().toISOString().slice(0, 10);
   console.log(`real-workload benchmark, ${date}, this 2-core machine: ${REAL_SCENARIO.title}; every build on a wiped builder`);
   console.log('');
@@ -95,27 +98,36 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   const rows: string[] = [];
   try {
-    for (const row of ROWS) {
+    for (const row of ROWS.filter(wanted)) {
       if (!started.has(row.combo.engine)) {
         console.log(`| ${row.label} | ${row.combo.engine} | engine not started | | | | | | | |`);
         continue;
       }
-      const run = await runScenario(row.combo, REAL_SCENARIO, engineFor(row.combo.engine), vars, { baseImage, keepLocal: row.keepLocal });
-      runs.set(row.label, run.builds);
+      const run = await runScenario(row.combo, REAL_SCENARIO, engineFor(row.combo.engine), vars, {
+        baseImage, keepLocal: row.keepLocal,
+        onBuild: (i, r) => {
+          process.stderr.write(`[real] ${row.label}@${row.combo.engine} build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] `
+            + `${r.seconds.toFixed(1)} s, pulled ${mb(r.traffic?.pulled ?? 0)} MB, pushed ${mb(r.traffic?.pushed ?? 0)} MB\n`);
+          const unknown = (r.report?.steps ?? []).map(st => st.step).filter(t => !/(FROM|ENV|USER|EXPOSE|HEALTHCHECK|ENTRYPOINT|CMD) /.test(t)
+            && !REAL.steps.some(x => t.endsWith(x.line)));
+          if (unknown.length > 0) process.stderr.write(`[real]   steps the harness does not know: ${JSON.stringify(unknown)}\n`);
+        },
+      });
+      runs.set(row, run.builds);
       rows.push(row.label);
     }
   } finally {
     engines.forEach(e => e.dispose());
   }
-  const floor = runs.get(ROWS[ROWS.length - 1].label);
+  const floor = runs.get(ROWS[ROWS.length - 1]);
   const floorWarm = floor ? median(WARM.map(i => floor[i].seconds)) : NaN;
   const floorNoop = floor ? floor[NOOP].seconds : NaN;
   let ideal = 0;
   let total = 0;
   const ratios = new Map<string, number[]>();
   const noopRatios: number[] = [];
-  for (const row of ROWS.filter(r => runs.has(r.label))) {
-    const b = runs.get(row.label)!;
+  for (const row of ROWS.filter(r => runs.has(r))) {
+    const b = runs.get(row)!;
     const atIdeal = b.filter(x => x.executed.join() === x.ideal.join()).length;
     const warm = median(WARM.map(i => b[i].seconds));
     if (row.ours) {
@@ -140,7 +152,9 @@ async function main(): Promise<void> {
     + `no-op/floor ${median(noopRatios).toFixed(2)}`);
 }
 
-main().catch(e => {
-  console.error(e);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch(e => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -22,7 +22,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
   log 'installing debootstrap'
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
-want="bookworm minbase node $("$NODE" --version) npm $(awk -F'"' '/"version"/ { print $4; exit }' "$NPM_DIR/package.json")"
+want="bookworm minbase cas $(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null | sha256sum | cut -c1-12) node $("$NODE" --version) npm $(awk -F'"' '/"version"/ { print $4; exit }' "$NPM_DIR/package.json")"
 mkdir -p "$CACHE"
 if [[ ! -s $CACHE/rootfs.tar || $(cat "$CACHE/stamp" 2>/dev/null) != "$want" ]]; then
   url=$(mirror)
@@ -35,6 +35,10 @@ if [[ ! -s $CACHE/rootfs.tar || $(cat "$CACHE/stamp" 2>/dev/null) != "$want" ]];
   cp -a "$NPM_DIR" "$CACHE/rootfs/usr/local/lib/node_modules/npm"
   ln -sfn ../lib/node_modules/npm/bin/npm-cli.js "$CACHE/rootfs/usr/local/bin/npm"
   ln -sfn ../lib/node_modules/npm/bin/npx-cli.js "$CACHE/rootfs/usr/local/bin/npx"
+  # This machine reaches the npm registry through a TLS-inspecting egress proxy: the image trusts the same local CAs
+  # (ca-certificates, installed by the service's base stage, folds them into the bundle NODE_EXTRA_CA_CERTS names).
+  mkdir -p "$CACHE/rootfs/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$CACHE/rootfs/usr/local/share/ca-certificates/" 2>/dev/null || true
   rm -rf "$CACHE/rootfs/var/lib/apt/lists/"* "$CACHE/rootfs/var/cache/apt/"*.bin
   tar --numeric-owner -C "$CACHE/rootfs" -cf "$CACHE/rootfs.tar.tmp" .
   mv "$CACHE/rootfs.tar.tmp" "$CACHE/rootfs.tar"
@@ -47,6 +51,7 @@ export DOCKER_HOST=$CIB_D26_HOST
 docker=$CIB_D26_BIN/docker
 log "importing and pushing $IMAGE"
 "$docker" import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["node"]' \
+  --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   "$CACHE/rootfs.tar" "$IMAGE" >/dev/null
 "$docker" push --quiet "$IMAGE" >/dev/null
 "$docker" rmi "$IMAGE" >/dev/null

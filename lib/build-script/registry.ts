@@ -51,6 +51,7 @@ cib_registry_builder() {
     builder="$CIB_BUILDER"
   elif [ "$driver" = docker ] && docker info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q 'io.containerd.snapshotter'; then
     cib_log 'builder: docker driver on the containerd image store (exports registry cache)'
+    cib_state_set CIB_CONTAINERD_STORE 1
   elif [ -n "$driver" ] && [ "$driver" != docker ]; then
     cib_log "builder: current buildx builder (driver $driver)"
   else
@@ -98,13 +99,22 @@ cib_engine_build() {
     return
   fi
   cib_registry_cache_args
+  local output=(--tag "$IMAGE_URI" --push) status=0
+  if [ -n "\${CIB_CONTAINERD_STORE:-}" ]; then
+    # Pushed by BuildKit only, never stored: storing unpacks every layer into the image store (4 s of a 5 s no-op build of
+    # a 170 MB image, measured), which a build that only pushes does not need. buildx then pushes the tag again "with
+    # docker", finds no image and fails; cib_registry_pushed tells that from a real failure.
+    output=(--output "type=image,name=$IMAGE_URI,push=true,store=false")
+  fi
   BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
     --metadata-file "$CIB_WORK_DIR/metadata.json" "\${CIB_CACHE_ARGS[@]}" "\${CIB_FLAGS[@]}" \\
-    --tag "$IMAGE_URI" --push "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2
+    "\${output[@]}" "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
   local digest=''
   if [ -f "$CIB_WORK_DIR/metadata.json" ]; then
     digest=$(sed -n 's/.*"containerimage\\.digest": *"\\(sha256:[0-9a-f]*\\)".*/\\1/p' "$CIB_WORK_DIR/metadata.json" | head -n 1)
   fi
+  if [ "$status" -ne 0 ] && [ -n "\${CIB_CONTAINERD_STORE:-}" ] && digest=$(cib_registry_pushed); then status=0; fi
+  [ "$status" -eq 0 ] || cib_die "docker buildx build failed (exit $status)"
   cib_state_set IMAGE_DIGEST "$digest"
 }
 
@@ -112,6 +122,23 @@ cib_engine_build() {
 # again, BuildKit matches steps to lazy remote records, and a mode=max export silently drops records whose base blobs
 # are lazy (moby/buildkit#6893): measured here, 2 of 5 multi-stage series lost the deps stage's record that way (the
 # next builds re-ran npm ci); without the import, 0 of 9 series did.
+# After a store=false build: the build failed only because buildx's second push "with docker" found no image, and the
+# registry has the tag at the digest BuildKit pushed. Prints that digest.
+cib_registry_pushed() {
+  local log="$CIB_WORK_DIR/build.log" pushed remote
+  # buildx ends a failed build with one top-level "ERROR: <cause>" line (a missing cache ref is only a vertex's warning).
+  awk -v ref="$IMAGE_URI" '/^ERROR: / { n++; if ($0 != "ERROR: tag does not exist: " ref) bad = 1 } END { exit (bad || n != 1) }' "$log" \\
+    || return 1
+  pushed=$(awk -v p="pushing manifest for $IMAGE_URI@" 'index($0, p) { s = substr($0, index($0, p) + length(p)); print substr(s, 1, 71); exit }' "$log")
+  [[ $pushed =~ ^sha256:[0-9a-f]{64}$ ]] || return 1
+  # Where the registry can be asked, it must agree; where it cannot, BuildKit's own "done" stands.
+  local asked=0
+  remote=$(cib_remote_digest "$IMAGE_URI") || asked=$?
+  if [ "$asked" -eq 1 ] || { [ "$asked" -eq 0 ] && [ "$remote" != "$pushed" ]; }; then return 1; fi
+  cib_log "image pushed by BuildKit ($pushed); buildx's second push 'with docker' has nothing to push (the image was not stored)"
+  printf '%s\\n' "$pushed"
+}
+
 cib_engine_cache_push() {
   if [ "\${CIB_FALLBACK:-}" = inline ]; then
     cib_inline_cache_push

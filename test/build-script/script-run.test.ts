@@ -61,9 +61,11 @@ describe('registry strategy, stand-in engine', () => {
     const r = run({}, { CACHE_BRANCH: 'feature/x' });
     expect(r.status).toBe(0);
     const tag = branchTag('feature/x');
-    const build = r.calls.find(c => c.startsWith('buildx build') && c.includes('--push'))!;
+    const build = r.calls.find(c => c.startsWith('buildx build') && c.includes('push=true'))!;
     expect(build).toContain(`--cache-from type=registry,ref=${CACHE}:${tag} --cache-from type=registry,ref=${CACHE}:main`);
-    expect(build).toContain(`--tag ${APP}:abc123`);
+    // On the containerd image store BuildKit pushes without storing (no unpack); buildx's push "with docker" then fails.
+    expect(build).toContain(`--output type=image,name=${APP}:abc123,push=true,store=false`);
+    expect(r.stderr).toContain("buildx's second push 'with docker' has nothing to push");
     expect(cacheTo(r)).toHaveLength(1);
     expect(cacheTo(r)[0]).toContain(`--cache-to type=registry,ref=${CACHE}:${tag},mode=max,image-manifest=true,oci-mediatypes=true`);
     expect(r.exports).toMatchObject({
@@ -81,6 +83,15 @@ describe('registry strategy, stand-in engine', () => {
     expect(cacheTo(r)).toEqual([]);
     expect(r.exports).toMatchObject({ CACHE_REF_WRITTEN: '', CACHE_STEPS_CACHED: '3', CACHE_HIT_RATIO: '1.00', CACHE_REFS_READ: 'main' });
     expect(r.stderr).toContain('every step came from cache, nothing exported');
+  });
+
+  test("buildx's failing second push passes only when it is the sole error and the registry has what BuildKit pushed", () => {
+    const lost = run({}, { CACHE_BRANCH: 'main', FAKE_PUSH_LOST: '1' });
+    expect(lost.status).toBe(1);
+    expect(lost.stderr).toContain('ERROR: docker buildx build failed (exit 1)');
+    const broken = run({}, { CACHE_BRANCH: 'main', FAKE_BUILD_RC: '1' });
+    expect(broken.status).toBe(1);
+    expect(broken.stderr).toContain('ERROR: docker buildx build failed (exit 1)');
   });
 
   test('a failed cache export warns and the build still succeeds', () => {
@@ -146,7 +157,7 @@ describe('build secrets and artifacts', () => {
   test('secrets reach the engine as private files, never as arguments or output, and are removed after the build', () => {
     const r = run({ buildSecretEnv: { npmrc: 'NPM_TOKEN' } }, { CACHE_BRANCH: 'main', NPM_TOKEN: 's3cr3t-token' });
     expect(r.status).toBe(0);
-    const build = r.calls.find(c => c.includes('--push'))!;
+    const build = r.calls.find(c => c.includes('push=true'))!;
     expect(build).toMatch(/--secret id=npmrc,src=\S+\/secrets\/npmrc/);
     expect(r.calls.join('\n') + r.stdout + r.stderr).not.toContain('s3cr3t-token');
     // Seen by the engine: mode 600 and the value (once for the build, once for the cache export).
@@ -363,7 +374,7 @@ describe('configuration is data: no value becomes script text', () => {
       { CACHE_BRANCH: 'main', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
     expect(r.status).toBe(0);
     expect(fs.existsSync(path.join(tmp, 'pwned')) || fs.existsSync(path.join(tmp, 'pwned2'))).toBe(false);
-    const build = r.calls.find(c => c.includes('--push'))!;
+    const build = r.calls.find(c => c.includes('push=true'))!;
     expect(build).toContain(`--build-arg A=${value}`);
     expect(build).toContain(`--target=${value}`);
     expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imagedefinitions.json'), 'utf8'))[0].name).toBe(value);
@@ -435,7 +446,7 @@ describe('the registry strategy without a usable BuildKit image', () => {
     const down = run({}, { CACHE_BRANCH: 'main', FAKE_INSPECT_RC: '1' });
     expect(down.status).toBe(1);
     expect(down.stderr).toContain('ERROR: docker buildx inspect failed: ERROR: Cannot connect to the Docker daemon');
-    const nodigest = run({}, { CACHE_BRANCH: 'main', FAKE_NO_METADATA: '1' });
+    const nodigest = run({}, { CACHE_BRANCH: 'main', FAKE_STORE: 'classic', FAKE_NO_METADATA: '1' });
     expect(nodigest.status).toBe(1);
     expect(nodigest.stderr).toContain('ERROR: the engine reported no digest for');
     const inline = run({ strategy: 'inline' }, { CACHE_BRANCH: 'main', FAKE_NO_REPO_DIGEST: '1' });

@@ -121,8 +121,12 @@ export const MULTI: Layout = {
 
 /** The step a parser title names (BuildKit `[stage n/m] LINE`, buildah `STEP k/n: LINE`), or undefined (FROM, metadata). */
 export function stepOf(layout: Layout, title: string): string | undefined {
-  const line = title.replace(/^(\[[^\]]*\] )?(STEP \d+\/\d+: )?/, '');
-  return layout.steps.find(s => s.line === line)?.id;
+  const m = /^(?:\[(?:([^\] ]+) )?(\d+)\/(\d+)\] )?(STEP \d+\/\d+: )?(.*)$/.exec(title)!;
+  const [, named, k, , buildah, line] = m;
+  // The stage: BuildKit names it ("[deps 2/3]"); buildah numbers it ("[2/4] STEP 1/3:"); one stage has neither.
+  const stage = named ?? (buildah && k ? layout.stages[Number(k) - 1]?.name : undefined);
+  const candidates = layout.steps.filter(s => s.line === line);
+  return (stage === undefined || candidates.length === 1 ? candidates[0] : candidates.find(s => s.stage === stage))?.id;
 }
 
 /** A build context on disk whose deps/app files the scenarios change. */
@@ -476,7 +480,9 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   const exported: Record<string, string> = {};
   for (const m of r.out.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) exported[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
   return {
-    executed: ids.filter(id => steps.some(x => x.id === id && x.status === 'executed')),
+    // Two steps with one cache key are one step to BuildKit (the same COPY on the same parent in two stages): it prints
+    // it once, under either stage's name.
+    executed: ids.filter(id => steps.some(x => x.status === 'executed' && keys.get(x.id) === keys.get(id))),
     ideal: ids.filter(id => !req.available.has(keys.get(id)!)),
     markers: ids.filter(id => new RegExp(`ran-step-${id}\\b`).test(log)),
     seconds,
