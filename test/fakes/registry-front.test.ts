@@ -10,11 +10,13 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
 /** A lenient upstream: stores manifests by repository and reference, answers everything else 202, records Host headers. */
-function lenientUpstream(): { server: http.Server; hosts: string[]; listen(): Promise<Endpoint> } {
+function lenientUpstream(): { server: http.Server; hosts: string[]; urls: string[]; listen(): Promise<Endpoint> } {
   const manifests = new Map<string, { body: Buffer; digest: string }>();
   const hosts: string[] = [];
+  const urls: string[] = [];
   const server = http.createServer((req, res) => {
     hosts.push(req.headers.host ?? '');
+    urls.push(req.url ?? '');
     const chunks: Buffer[] = [];
     req.on('data', c => chunks.push(c));
     req.on('end', () => {
@@ -49,7 +51,7 @@ function lenientUpstream(): { server: http.Server; hosts: string[]; listen(): Pr
     });
   });
   return {
-    server, hosts,
+    server, hosts, urls,
     listen: () => new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve({ host: '127.0.0.1', port: (server.address() as { port: number }).port }))),
   };
 }
@@ -177,5 +179,12 @@ describe('traffic', () => {
     expect(t).toEqual({
       blobBytesPushed: 1000, blobBytesPulled: 4096, manifestBytesPushed: manifest(1).length, manifestBytesPulled: manifest(1).length, requests: 4,
     });
+  });
+});
+
+describe('blob mounting', () => {
+  test("is off, as ECR's registry setting is by default: a mount request becomes a plain upload", async () => {
+    await request('POST', `/v2/team/app/blobs/uploads/?mount=sha256:${'e'.repeat(64)}&from=team/app-cache`);
+    expect(upstream.urls.filter(u => u.includes('/blobs/uploads/'))).toEqual(['/v2/team/app/blobs/uploads/']);
   });
 });

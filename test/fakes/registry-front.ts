@@ -11,7 +11,9 @@
  * - in an IMMUTABLE repository a manifest PUT to a tag that exists is refused (`TAG_INVALID`, HTTP 400), even
  *   when the digest is the same;
  * - tags longer than ECR's maximum, or outside its pattern, are refused (`TAG_INVALID`);
- * - an index whose entries are not manifests (BuildKit's default cache export) is refused (`MANIFEST_INVALID`).
+ * - an index whose entries are not manifests (BuildKit's default cache export) is refused (`UNSUPPORTED`);
+ * - cross-repository blob mounts are not done (ECR's blob mounting is an opt-in registry setting, off by default): the
+ *   front drops `mount`/`from` from an upload request, so the client uploads the blob (`blobMounting` turns them on).
  *
  * Control API (loopback only, under /__front/):
  *   PUT    /__front/repositories/<name>   {"imageTagMutability":"IMMUTABLE"|"MUTABLE"}  create (409 if it exists)
@@ -118,7 +120,7 @@ export class RegistryFront {
   /** Manifest PUTs to one tag of an immutable repository run one at a time, so that exactly one of two racing pushes wins. */
   private readonly tagLocks = new Map<string, Promise<void>>();
 
-  constructor(private readonly upstream: Endpoint, private readonly registryId = '123456789012') {
+  constructor(private readonly upstream: Endpoint, private readonly registryId = '123456789012', private readonly blobMounting = false) {
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch(e => {
         process.stderr.write(`registry front: ${req.method} ${req.url}: ${(e as Error).stack ?? String(e)}\n`);
@@ -168,6 +170,11 @@ export class RegistryFront {
         `The repository with name '${repository}' does not exist in the registry with id '${this.registryId}'`);
     }
     if (kind === 'manifests' && req.method === 'PUT') return this.putManifest(req, res, repository, reference);
+    if (kind === 'blobs' && req.method === 'POST' && !this.blobMounting && url.searchParams.has('mount')) {
+      url.searchParams.delete('mount');
+      url.searchParams.delete('from');
+      req.url = url.pathname + (url.search || '');
+    }
     if (kind === 'manifests' && req.method === 'DELETE') {
       const { status } = await this.forward(req, res);
       this.events.push({ method: 'DELETE', repository, reference, status, at: Date.now() });
@@ -312,7 +319,7 @@ async function main(argv: string[]): Promise<void> {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const front = new RegistryFront(endpoint('--upstream', arg('--upstream')));
+  const front = new RegistryFront(endpoint('--upstream', arg('--upstream')), undefined, argv.includes('--blob-mounting'));
   const at = await front.listen(endpoint('--listen', arg('--listen')));
   process.stdout.write(`registry front on ${at.host}:${at.port}, upstream ${arg('--upstream')}\n`);
   const stop = (): void => {
