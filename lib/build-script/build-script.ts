@@ -133,7 +133,9 @@ ${configDoc}
 #   CIB_NETWORK (docker --network for RUN steps), CIB_WORK_DIR (state between steps),
 #   CIB_ARTIFACTS_DIR (where to write imagedefinitions.json, imageDetail.json, cache-report.json; unset: not written).
 # shellcheck disable=SC2016 # single-quoted $ is literal on purpose: awk programs
-set -euo pipefail
+set -Eeuo pipefail
+# No silent exit: a command that stops the script says what it was (functions and subshells inherit the trap: -E).
+trap 'printf "[cached-build] ERROR: %s failed (exit %s)\\n" "$BASH_COMMAND" "$?" >&2' ERR
 
 CIB_STRATEGY=${strategy}
 CIB_EXPORTED_VARIABLES=${shq(this.exportedVariables.join(' '))}

@@ -82,6 +82,12 @@ export const COUNT_STEPS_SHELL = `cib_count_steps() {
   cached=$(grep -c '^cached' "$out" || true)
   cib_state_set CACHE_STEPS_TOTAL "$total"
   cib_state_set CACHE_STEPS_CACHED "$cached"
+  # A build that ran but whose log shows no step the parser knows is not a perfect cache: it is unknown. The cache is
+  # exported (when in doubt, write) and the hit ratio published as 0, so that the alarm sees it.
+  if [ "$total" -eq 0 ]; then
+    cib_state_set CIB_STEPS_UNKNOWN 1
+    cib_warn "no step found in the engine's log ($log): cache results unknown, exporting the cache"
+  fi
 }`;
 
 /**
@@ -89,11 +95,19 @@ export const COUNT_STEPS_SHELL = `cib_count_steps() {
  * in CodeBuild), the exported variables and the ECS artifact files.
  */
 export const REPORT_SHELL = `cib_hit_ratio() {
-  awk -v c="$1" -v t="$2" 'BEGIN { if (t == 0) { print "1.00" } else { printf "%.2f\\n", c / t } }'
+  # No step counted (a report without a build): no ratio.
+  awk -v c="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.2f\\n", c / t }'
 }
 
+# A JSON string, every character that JSON needs escaped escaped (control characters too: a branch name may hold them).
 cib_json_string() {
-  printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\\\/\\\\\\\\/g' -e 's/"/\\\\"/g')"
+  CIB_JSON_VALUE="$1" LC_ALL=C awk 'BEGIN {
+    for (i = 1; i < 32; i++) esc[sprintf("%c", i)] = sprintf("\\\\u%04x", i)
+    esc["\\\\"] = "\\\\\\\\"; esc["\\""] = "\\\\\\""; esc[sprintf("%c", 127)] = "\\\\u007f"
+    s = ENVIRON["CIB_JSON_VALUE"]; out = ""
+    for (i = 1; i <= length(s); i++) { c = substr(s, i, 1); out = out ((c in esc) ? esc[c] : c) }
+    printf "\\"%s\\"", out
+  }'
 }
 
 # A comma-separated list as a JSON array of strings.
@@ -125,6 +139,7 @@ cib_verdict() {
     return
   fi
   line="cache: $cached/$total steps reused"
+  if [ -n "\${CIB_STEPS_UNKNOWN:-}" ]; then line="cache: results unknown (no step in the engine's log)"; fi
   if [ "$total" -gt 0 ] && [ "$cached" -eq 0 ]; then line="$line (no usable cache)"; fi
   if [ -n "\${CACHE_REF_WRITTEN:-}" ]; then
     line="$line, wrote $CACHE_REF_WRITTEN"
@@ -151,7 +166,7 @@ cib_write_report_json() {
   {
     printf '{"strategy":"%s","image":%s,"digest":%s,"branch":%s,' "$CIB_STRATEGY" \\
       "$(cib_json_string "\${IMAGE_URI:-}")" "$(cib_json_string "\${IMAGE_DIGEST:-}")" "$(cib_json_string "\${CACHE_BRANCH:-}")"
-    printf '"reused":%s,"fallback":%s,' "\${IMAGE_REUSED:-false}" "$(if [ -n "\${CIB_FALLBACK:-}" ]; then cib_json_string "$CIB_FALLBACK"; else echo null; fi)"
+    printf '"reused":%s,"stepsUnknown":%s,"fallback":%s,' "\${IMAGE_REUSED:-false}" "$([ -n "\${CIB_STEPS_UNKNOWN:-}" ] && echo true || echo false)" "$(if [ -n "\${CIB_FALLBACK:-}" ]; then cib_json_string "$CIB_FALLBACK"; else echo null; fi)"
     printf '"stepsTotal":%s,"stepsCached":%s,"stepsExecuted":%s,"hitRatio":%s,' \\
       "$CACHE_STEPS_TOTAL" "$CACHE_STEPS_CACHED" "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" "\${CACHE_HIT_RATIO:-null}"
     printf '"refsRead":%s,"refWritten":%s,"cacheBytesPushed":%s,"buildSeconds":%s,"verdict":%s,"steps":[%s]}\\n' \\
@@ -172,7 +187,7 @@ cib_publish_metrics() {
   metric() { data="$data\${data:+,}{\\"MetricName\\":\\"$1\\",\\"Dimensions\\":$dims,\\"Value\\":$2,\\"Unit\\":\\"$3\\"}"; }
   # A reused image ran no step: it is neither a hit nor a miss, and publishes no cache metric.
   if [ "\${IMAGE_REUSED:-}" != true ]; then
-    metric CacheHitRatio "$CACHE_HIT_RATIO" None
+    metric CacheHitRatio "\${CACHE_HIT_RATIO:-0}" None
     metric StepsExecuted "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" Count
     metric StepsCached "$CACHE_STEPS_CACHED" Count
     metric CacheBytesPushed "\${CACHE_BYTES_PUSHED:-0}" Bytes
@@ -189,7 +204,7 @@ cib_publish_metrics() {
 
 cib_step_report() {
   local total="\${CACHE_STEPS_TOTAL:-0}" cached="\${CACHE_STEPS_CACHED:-0}" ratio='' verdict seconds
-  if [ "\${IMAGE_REUSED:-}" != true ]; then ratio=$(cib_hit_ratio "$cached" "$total"); fi
+  if [ "\${IMAGE_REUSED:-}" != true ] && [ -z "\${CIB_STEPS_UNKNOWN:-}" ]; then ratio=$(cib_hit_ratio "$cached" "$total"); fi
   cib_state_set CACHE_HIT_RATIO "$ratio"
   cib_state_set CACHE_STEPS_TOTAL "$total"
   cib_state_set CACHE_STEPS_CACHED "$cached"

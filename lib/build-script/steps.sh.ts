@@ -211,7 +211,7 @@ cib_step_cache() {
     cib_log 'cache: nothing to export, the image was reused'
   elif [ -z "$CACHE_WRITE_TAG" ]; then
     cib_log 'cache: read-only for this build, nothing exported'
-  elif [ "$executed" -eq 0 ]; then
+  elif [ "$executed" -eq 0 ] && [ -z "\${CIB_STEPS_UNKNOWN:-}" ]; then
     cib_log 'cache: every step came from cache, nothing exported'
   else
     trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT

@@ -466,3 +466,32 @@ describe('buildah older than 1.27', () => {
     if (!ok) expect(r.stderr).toContain(`ERROR: buildah ${version} has no --cache-from/--cache-to (they came in buildah 1.27)`);
   });
 });
+
+describe('no silent or misleading outcome', () => {
+  test('a log the parser cannot read is unknown, not a perfect cache: the cache is exported and the hit ratio counts as 0', () => {
+    const r = run({}, { CACHE_BRANCH: 'main', CODEBUILD_BUILD_ID: 'p:1' }, 'real-buildah-buildah-deps-changed.log');
+    expect(r.status).toBe(0);
+    expect(cacheTo(r)).toHaveLength(1);
+    const report = JSON.parse(fs.readFileSync(path.join(tmp, 'work', 'cache-report.json'), 'utf8'));
+    expect(report).toMatchObject({ stepsUnknown: true, stepsTotal: 0, hitRatio: null, refWritten: 'main' });
+    expect(report.verdict).toBe("cache: results unknown (no step in the engine's log), wrote main");
+    expect(r.stderr).toContain("WARNING: no step found in the engine's log");
+    expect(fs.readFileSync(path.join(tmp, 'work', 'exports.env'), 'utf8')).toContain("export CACHE_HIT_RATIO=''");
+    const metrics = JSON.parse(fs.readFileSync(path.join(tmp, 'calls.metrics'), 'utf8'));
+    expect(metrics.find((m: { MetricName: string }) => m.MetricName === 'CacheHitRatio').Value).toBe(0);
+  });
+
+  test('a command that stops the script says which it was', () => {
+    const r = run({}, { CACHE_BRANCH: 'main', CIB_WORK_DIR: '/proc/cached-build-cannot-write-here' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/\[cached-build\] ERROR: mkdir -p "\$CIB_WORK_DIR" failed \(exit 1\)/);
+  });
+
+  test('cache-report.json and the artifacts stay valid JSON whatever a branch or container name holds', () => {
+    const branch = `feat/tab\there"quote\\back\u0001ctl`;
+    const r = run({ containerName: 'web' }, { CACHE_BRANCH: branch, CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'work', 'cache-report.json'), 'utf8')).branch).toBe(branch);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'cache-report.json'), 'utf8')).branch).toBe(branch);
+  });
+});
