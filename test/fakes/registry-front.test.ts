@@ -10,17 +10,29 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
 /** A lenient upstream: stores manifests by repository and reference, answers everything else 202, records Host headers. */
-function lenientUpstream(): { server: http.Server; hosts: string[]; urls: string[]; listen(): Promise<Endpoint> } {
+interface Upstream { server: http.Server; hosts: string[]; urls: string[]; bodies: number[]; deleted: string[]; listen(): Promise<Endpoint> }
+
+function lenientUpstream(): Upstream {
   const manifests = new Map<string, { body: Buffer; digest: string }>();
   const hosts: string[] = [];
   const urls: string[] = [];
+  const bodies: number[] = [];
+  const deleted: string[] = [];
   const server = http.createServer((req, res) => {
     hosts.push(req.headers.host ?? '');
     urls.push(req.url ?? '');
     const chunks: Buffer[] = [];
     req.on('data', c => chunks.push(c));
     req.on('end', () => {
+      if (req.method === 'PATCH') bodies.push(Buffer.concat(chunks).length);
       const m = /^\/v2\/(.+)\/manifests\/(.+)$/.exec(req.url ?? '');
+      if (m && req.method === 'DELETE') {
+        deleted.push(m[2]);
+        for (const k of [...manifests.keys()]) if (manifests.get(k)!.digest === m[2]) manifests.delete(k);
+        res.writeHead(202);
+        res.end();
+        return;
+      }
       if (m && req.method === 'PUT') {
         const body = Buffer.concat(chunks);
         const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
@@ -51,7 +63,7 @@ function lenientUpstream(): { server: http.Server; hosts: string[]; urls: string
     });
   });
   return {
-    server, hosts, urls,
+    server, hosts, urls, bodies, deleted,
     listen: () => new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve({ host: '127.0.0.1', port: (server.address() as { port: number }).port }))),
   };
 }
@@ -186,5 +198,58 @@ describe('blob mounting', () => {
   test("is off, as ECR's registry setting is by default: a mount request becomes a plain upload", async () => {
     await request('POST', `/v2/team/app/blobs/uploads/?mount=sha256:${'e'.repeat(64)}&from=team/app-cache`);
     expect(upstream.urls.filter(u => u.includes('/blobs/uploads/'))).toEqual(['/v2/team/app/blobs/uploads/']);
+  });
+});
+
+describe('fault injection (the fault suite)', () => {
+  const fault = (rule: Record<string, unknown>) => request('POST', '/__front/faults', JSON.stringify(rule));
+  const settles = (p: Promise<Answer>) => p.then(a => `status ${a.status}`, (e: Error) => `error ${(e as NodeJS.ErrnoException).code ?? e.message}`);
+
+  test('HTTP errors hit the matching requests only, as many times as asked, after the ones to skip', async () => {
+    await fault({ fault: 'status-503', repository: 'team/app-cache', direction: 'write', skip: 1, times: 2 });
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push((await request('PUT', `/v2/team/app-cache/manifests/t${i}`, manifest(i))).status);
+    expect(answers).toEqual([201, 503, 503, 201]);
+    expect((await request('GET', '/v2/team/app-cache/manifests/t0')).status).toBe(200);
+  });
+
+  test('429 carries Retry-After, like a throttled registry', async () => {
+    await fault({ fault: 'status-429', repository: 'team/app', direction: 'read' });
+    const r = await request('GET', '/v2/team/app/manifests/x');
+    expect([r.status, r.headers['retry-after'], errorCode(r)]).toEqual([429, '1', 'TOOMANYREQUESTS']);
+  });
+
+  test('a reset drops the connection mid-answer; a stall delays it', async () => {
+    await fault({ fault: 'reset', repository: 'team/app-cache', direction: 'read', kind: 'blobs' });
+    expect(await settles(request('GET', `/v2/team/app-cache/blobs/sha256:${'d'.repeat(64)}`))).toMatch(/^error /);
+    await fault({ fault: 'stall', repository: 'team/app-cache', direction: 'read', seconds: 0.3 });
+    const t0 = Date.now();
+    expect((await request('GET', `/v2/team/app-cache/blobs/sha256:${'d'.repeat(64)}`)).status).toBe(200);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+  });
+
+  test('a truncated upload reaches the registry half-written', async () => {
+    await fault({ fault: 'truncate-upload', repository: 'team/app', direction: 'write' });
+    await request('PATCH', '/v2/team/app/blobs/uploads/1', Buffer.alloc(1000));
+    await request('PATCH', '/v2/team/app/blobs/uploads/1', Buffer.alloc(1000));
+    expect(upstream.bodies).toEqual([500, 1000]);
+  });
+
+  test('an unavailable registry drops every connection for a while', async () => {
+    await fault({ fault: 'unavailable', repository: 'team/app', direction: 'read', seconds: 0.3 });
+    expect(await settles(request('GET', '/v2/team/app/manifests/a'))).toMatch(/^error /);
+    expect(await settles(request('GET', '/v2/team/app-cache/manifests/b'))).toMatch(/^error /);
+    await new Promise(resolve => setTimeout(resolve, 350));
+    expect(await settles(request('GET', '/v2/team/app-cache/manifests/b'))).toBe('status 404');
+  });
+
+  test('a manifest can disappear right after a build read it', async () => {
+    expect((await request('PUT', '/v2/team/app-cache/manifests/main', manifest(1))).status).toBe(201);
+    await fault({ fault: 'delete-after-read', repository: 'team/app-cache', direction: 'read' });
+    expect((await request('GET', '/v2/team/app-cache/manifests/main')).status).toBe(200);
+    for (let i = 0; i < 50 && upstream.deleted.length === 0; i++) await new Promise(resolve => setTimeout(resolve, 10));
+    expect(upstream.deleted).toHaveLength(1);
+    await request('DELETE', '/__front/faults');
+    expect(JSON.parse((await request('GET', '/__front/faults')).body)).toEqual([]);
   });
 });

@@ -20,6 +20,7 @@
  *   GET    /__front/repositories           the repositories
  *   GET    /__front/events[?repository=R]  manifest writes and refusals, oldest first
  *   GET    /__front/traffic[?repository=R] bytes pulled and pushed (blobs, manifests) and requests, per repository
+ *   POST   /__front/faults                 add a FaultRule (the fault suite); GET lists them with their hits; DELETE clears
  *
  * Run: node -r ts-node/register/transpile-only registry-front.ts --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001
  */
@@ -42,6 +43,27 @@ export interface FrontEvent {
 }
 
 export interface Endpoint { readonly host: string; readonly port: number }
+
+/** A fault the front injects into the requests it forwards (the fault suite's injections). */
+export type FaultKind = 'status-500' | 'status-503' | 'status-429' | 'reset' | 'stall' | 'truncate-upload' | 'unavailable' | 'delete-after-read';
+
+/** Which requests a fault hits, and how often. */
+export interface FaultRule {
+  readonly fault: FaultKind;
+  readonly repository: string;
+  /** `read`: GET and HEAD; `write`: POST, PATCH, PUT and DELETE. */
+  readonly direction: 'read' | 'write';
+  /** Only manifests or only blobs. @default both */
+  readonly kind?: 'manifests' | 'blobs';
+  /** Matching requests to fault; then the rule is spent. @default 1 */
+  readonly times?: number;
+  /** Matching requests to let through first. @default 0 */
+  readonly skip?: number;
+  /** `stall`: how long; `unavailable`: how long every connection to the registry is dropped. @default 10 */
+  readonly seconds?: number;
+}
+
+interface ActiveRule extends FaultRule { seen: number; hit: number }
 
 /** Bytes through the front for one repository: what engines pulled and pushed (blobs and manifests). */
 export interface Traffic {
@@ -117,6 +139,9 @@ export class RegistryFront {
   private readonly repositories = new Map<string, TagMutability>();
   private readonly events: FrontEvent[] = [];
   private readonly traffic = new Map<string, Traffic>();
+  private rules: ActiveRule[] = [];
+  /** While set, every registry request's connection is dropped (a registry restarting). */
+  private unavailableUntil = 0;
   /** Manifest PUTs to one tag of an immutable repository run one at a time, so that exactly one of two racing pushes wins. */
   private readonly tagLocks = new Map<string, Promise<void>>();
 
@@ -164,6 +189,12 @@ export class RegistryFront {
       return;
     }
     const [, repository, kind, reference] = m;
+    if (Date.now() < this.unavailableUntil) {
+      req.socket.destroy();
+      return;
+    }
+    const fault = this.repositories.has(repository) ? this.takeFault(req, repository, kind) : undefined;
+    if (fault) return this.inject(fault, req, res, repository, kind, reference);
     if (this.repositories.has(repository)) this.count(req, res, repository, kind);
     if (!this.repositories.has(repository)) {
       return registryError(res, 404, 'NAME_UNKNOWN',
@@ -217,6 +248,109 @@ export class RegistryFront {
     } finally {
       if (this.tagLocks.get(key) === settled) this.tagLocks.delete(key);
     }
+  }
+
+  /** The rule, if any, that faults this request (counting it against the rule). */
+  private takeFault(req: http.IncomingMessage, repository: string, kind: string): ActiveRule | undefined {
+    const write = !(req.method === 'GET' || req.method === 'HEAD');
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    for (const r of this.rules) {
+      if (r.repository !== repository || (r.direction === 'write') !== write || (r.kind !== undefined && r.kind !== kind)) continue;
+      // A truncated upload needs a body to truncate; a deletion after a read needs a manifest read.
+      if (r.fault === 'truncate-upload' && (kind !== 'blobs' || !hasBody)) continue;
+      if (r.fault === 'delete-after-read' && (kind !== 'manifests' || req.method !== 'GET')) continue;
+      if (r.hit >= (r.times ?? 1)) continue;
+      if (r.seen++ < (r.skip ?? 0)) continue;
+      r.hit++;
+      return r;
+    }
+    return undefined;
+  }
+
+  private async inject(r: ActiveRule, req: http.IncomingMessage, res: http.ServerResponse, repository: string, kind: string,
+    reference: string): Promise<void> {
+    this.events.push({ method: req.method === 'DELETE' ? 'DELETE' : 'PUT', repository, reference, status: 0, refused: `FAULT ${r.fault} ${req.method} ${kind}`, at: Date.now() });
+    switch (r.fault) {
+      case 'status-500':
+      case 'status-503':
+        await readBody(req).catch(() => Buffer.alloc(0));
+        return registryError(res, r.fault === 'status-500' ? 500 : 503, 'UNKNOWN', `injected: HTTP ${r.fault.slice(7)}`);
+      case 'status-429':
+        await readBody(req).catch(() => Buffer.alloc(0));
+        res.setHeader('Retry-After', '1');
+        return registryError(res, 429, 'TOOMANYREQUESTS', 'Rate exceeded');
+      case 'reset':
+        // Mid-body: a write loses its connection after part of the upload, a read after part of the answer.
+        if (req.method !== 'GET') {
+          req.once('data', () => req.socket.destroy());
+          req.once('end', () => req.socket.destroy());
+          return;
+        }
+        return this.forwardThenReset(req, res);
+      case 'stall':
+        await new Promise(resolve => setTimeout(resolve, (r.seconds ?? 10) * 1000));
+        this.count(req, res, repository, kind);
+        await this.forward(req, res);
+        return;
+      case 'truncate-upload': {
+        const body = await readBody(req);
+        this.count(req, res, repository, kind);
+        await this.forward(req, res, body.subarray(0, Math.floor(body.length / 2)));
+        return;
+      }
+      case 'unavailable':
+        this.unavailableUntil = Date.now() + (r.seconds ?? 10) * 1000;
+        req.socket.destroy();
+        return;
+      case 'delete-after-read': {
+        this.count(req, res, repository, kind);
+        const { status, digest } = await this.forward(req, res);
+        if (status === 200 && digest) await this.deleteManifest(repository, digest);
+        return;
+      }
+    }
+  }
+
+  /** Answers a read with its status and headers and part of its body, then drops the connection. */
+  private forwardThenReset(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    return new Promise(resolve => {
+      const up = http.request({
+        host: this.upstream.host, port: this.upstream.port, method: req.method, path: req.url, headers: endToEnd(req.headers), agent: this.agent,
+      }, upRes => {
+        res.writeHead(upRes.statusCode ?? 502, endToEnd(upRes.headers));
+        upRes.once('data', (chunk: Buffer) => {
+          res.write(chunk.subarray(0, Math.max(1, Math.floor(chunk.length / 2))));
+          res.socket?.destroy();
+          upRes.destroy();
+          resolve();
+        });
+        upRes.once('end', () => {
+          res.socket?.destroy();
+          resolve();
+        });
+      });
+      up.on('error', () => {
+        res.socket?.destroy();
+        resolve();
+      });
+      up.end();
+    });
+  }
+
+  private deleteManifest(repository: string, digest: string): Promise<void> {
+    return new Promise(resolve => {
+      const r = http.request({
+        host: this.upstream.host, port: this.upstream.port, method: 'DELETE', agent: this.agent, path: `/v2/${repository}/manifests/${digest}`,
+      }, up => {
+        up.resume();
+        up.on('end', () => {
+          this.events.push({ method: 'DELETE', repository, reference: digest, status: up.statusCode ?? 0, refused: 'FAULT delete-after-read', at: Date.now() });
+          resolve();
+        });
+      });
+      r.on('error', () => resolve());
+      r.end();
+    });
   }
 
   /** Counts the bytes of blob and manifest bodies, in both directions, against the repository. */
@@ -292,6 +426,17 @@ export class RegistryFront {
       if (!REPOSITORY_NAME.test(name)) return json(res, 400, { error: `InvalidParameterException: repository name '${name}' does not match ${REPOSITORY_NAME}` });
       if (!this.createRepository(name, mutability)) return json(res, 409, { error: `RepositoryAlreadyExistsException: '${name}'` });
       return json(res, 201, { repositoryName: name, imageTagMutability: mutability });
+    }
+    if (path === 'faults' && req.method === 'POST') {
+      const rule = JSON.parse((await readBody(req)).toString('utf8')) as FaultRule;
+      this.rules.push({ ...rule, seen: 0, hit: 0 });
+      return json(res, 201, rule);
+    }
+    if (path === 'faults' && req.method === 'GET') return json(res, 200, this.rules);
+    if (path === 'faults' && req.method === 'DELETE') {
+      this.rules = [];
+      this.unavailableUntil = 0;
+      return json(res, 200, {});
     }
     if (path === 'traffic' && req.method === 'GET') {
       const repo = url.searchParams.get('repository');
