@@ -12,7 +12,10 @@ import * as path from 'path';
 import { BuildScript } from '../../lib/build-script/build-script';
 import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
 import { StrategyName } from '../../lib/build-script/engine';
-import { FrontEvent, Traffic } from '../fakes/registry-front';
+import { FrontEvent, OBSERVER_HEADER, Traffic } from '../fakes/registry-front';
+
+/** The tests' own registry reads: never faulted, never counted as the engines' traffic. */
+const OBSERVE = { [OBSERVER_HEADER]: '1' };
 
 /** d20x: docker 20.10's daemon (classic image store) with the buildx plugin, where the registry strategy needs a BuildKit container. */
 export type EngineName = 'd20' | 'd20x' | 'd26' | 'buildah';
@@ -201,6 +204,8 @@ export interface BuildResult {
   readonly buildLog: string;
   /** The script's cache-report.json (our strategies only). */
   readonly report?: CacheReport;
+  /** The script's exit status (0 unless the request allowed failure). */
+  readonly status: number;
 }
 
 /** cache-report.json as the report step writes it. */
@@ -232,11 +237,11 @@ interface Manifest { readonly manifests?: Descriptor[]; readonly config?: Descri
 export async function repoContents(registry: string, repo: string): Promise<RepoContents> {
   const manifests = new Map<string, number>();
   const blobs = new Map<string, number>();
-  const tagsRes = await fetch(`http://${registry}/v2/${repo}/tags/list?n=100000`);
+  const tagsRes = await fetch(`http://${registry}/v2/${repo}/tags/list?n=100000`, { headers: OBSERVE });
   if (tagsRes.status === 404) return { manifests, blobs };
   const tags = ((await tagsRes.json()) as { tags?: string[] | null }).tags ?? [];
   const visit = async (ref: string): Promise<void> => {
-    const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, { headers: { Accept: MANIFEST_ACCEPT } });
+    const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } });
     if (!res.ok) return;
     const text = await res.text();
     const digest = res.headers.get('docker-content-digest') ?? ref;
@@ -367,7 +372,7 @@ export async function frontEvents(vars: Record<string, string>, repository: stri
 /** The digest a tag points to, asked of the registry (HEAD, as the script does). */
 export async function tagDigest(repository: string, tag: string): Promise<string | undefined> {
   const [registry, ...rest] = repository.split('/');
-  const res = await fetch(`http://${registry}/v2/${rest.join('/')}/manifests/${tag}`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT } });
+  const res = await fetch(`http://${registry}/v2/${rest.join('/')}/manifests/${tag}`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } });
   return res.ok ? res.headers.get('docker-content-digest') ?? undefined : undefined;
 }
 
@@ -375,11 +380,11 @@ export async function tagDigest(repository: string, tag: string): Promise<string
 export async function imageConfig(repository: string, digest: string): Promise<Record<string, unknown>> {
   const [registry, ...rest] = repository.split('/');
   const base = `http://${registry}/v2/${rest.join('/')}`;
-  let manifest = (await (await fetch(`${base}/manifests/${digest}`, { headers: { Accept: MANIFEST_ACCEPT } })).json()) as Manifest;
+  let manifest = (await (await fetch(`${base}/manifests/${digest}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } })).json()) as Manifest;
   if (manifest.manifests) {
-    manifest = (await (await fetch(`${base}/manifests/${manifest.manifests[0].digest}`, { headers: { Accept: MANIFEST_ACCEPT } })).json()) as Manifest;
+    manifest = (await (await fetch(`${base}/manifests/${manifest.manifests[0].digest}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } })).json()) as Manifest;
   }
-  const blob = (await (await fetch(`${base}/blobs/${manifest.config!.digest}`)).json()) as { config?: Record<string, unknown> };
+  const blob = (await (await fetch(`${base}/blobs/${manifest.config!.digest}`, { headers: OBSERVE })).json()) as { config?: Record<string, unknown> };
   return blob.config ?? {};
 }
 
@@ -439,6 +444,8 @@ export interface BuildRequest {
   readonly env?: Record<string, string>;
   /** The front's control URL: count the bytes the build pulled and pushed (app, cache and base repositories). */
   readonly control?: string;
+  /** Return a failed build instead of throwing (the fault suite). */
+  readonly mayFail?: boolean;
 }
 
 export async function runBuild(req: BuildRequest): Promise<BuildResult> {
@@ -470,7 +477,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   const reportFile = path.join(workDir, 'cache-report.json');
   const report = fs.existsSync(reportFile) ? JSON.parse(fs.readFileSync(reportFile, 'utf8')) as CacheReport : undefined;
   fs.rmSync(workDir, { recursive: true, force: true });
-  if (r.status !== 0) throw new Error(`${combo.recipe}@${combo.engine} build ${req.tag} failed (exit ${r.status}):\n${r.out.slice(-6000)}`);
+  if (r.status !== 0 && !req.mayFail) throw new Error(`${combo.recipe}@${combo.engine} build ${req.tag} failed (exit ${r.status}):\n${r.out.slice(-6000)}`);
   const after = await repoContents(repos.registry, repos.cache.slice(repos.registry.length + 1));
   const appAfter = await repoContents(repos.registry, repos.app.slice(repos.registry.length + 1));
   const trafficAfter = req.control ? await traffic(req.control, trafficRepos) : undefined;
@@ -494,6 +501,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
     log: r.out,
     buildLog: log,
     report,
+    status: r.status,
   };
 }
 

@@ -1,0 +1,261 @@
+/**
+ * `npm run test:faults`: the fault-injection suite. Every strategy on every engine builds through the ECR-behaving
+ * registry front, which injects a fault into one phase of one build: the cache import (reads of the cache repository),
+ * the app push (writes to the app repository) or the cache export (writes to the cache repository). The contract:
+ *
+ * - a cache fault never fails a build;
+ * - an app push fault, or the whole registry down as the build starts, fails the build with the engine's error, unless
+ *   the engine's own retries got the image through;
+ * - nothing half-written is taken for a good image or a good cache: a build that succeeds pushed an image that pulls
+ *   and runs with the content it was built from, at the digest it exported; the next build (no fault) succeeds, runs
+ *   every step its inputs need (no stale hit) and no more than without the faulted build's cache, and pushes a good
+ *   image too.
+ *
+ * A case is *held* when the outcome is one the contract allows; *lost* when a pushed image, or the cache the next build
+ * reads, is wrong or unreadable. Prints a Markdown table and `fault-suite: F faults, H held, L lost`; exits 1 unless
+ * every case held and none was lost.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { FaultRule } from '../fakes/registry-front';
+import {
+  BuildResult, Combo, Engine, EngineName, freshRepos, loadEngines, Project, Repos, runBuild, SINGLE, STRATEGY_COMBOS, tagDigest,
+} from './harness';
+
+type Phase = 'cache import' | 'app push' | 'cache export' | 'registry down' | 'cache deleted mid-build' | 'two builds at once';
+
+interface FaultCase {
+  readonly phase: Phase;
+  readonly label: string;
+  readonly rule?: Omit<FaultRule, 'repository'>;
+}
+
+const ALL = 10_000;
+const CASES: readonly FaultCase[] = [
+  { phase: 'cache import', label: 'HTTP 500', rule: { fault: 'status-500', direction: 'read', times: ALL } },
+  { phase: 'cache import', label: '429 Too Many Requests', rule: { fault: 'status-429', direction: 'read', times: ALL } },
+  { phase: 'cache import', label: 'connection reset mid-body', rule: { fault: 'reset', direction: 'read', times: ALL } },
+  { phase: 'cache import', label: '10 s stall', rule: { fault: 'stall', direction: 'read', times: 1, seconds: 10 } },
+  { phase: 'app push', label: 'HTTP 503', rule: { fault: 'status-503', direction: 'write', times: ALL } },
+  { phase: 'app push', label: '429 Too Many Requests', rule: { fault: 'status-429', direction: 'write', times: ALL } },
+  { phase: 'app push', label: 'connection reset mid-upload', rule: { fault: 'reset', direction: 'write', kind: 'blobs', times: 1 } },
+  { phase: 'app push', label: 'truncated blob upload', rule: { fault: 'truncate-upload', direction: 'write', times: 1 } },
+  { phase: 'app push', label: '10 s stall', rule: { fault: 'stall', direction: 'write', times: 1, seconds: 10 } },
+  { phase: 'app push', label: 'registry restart (5 s down)', rule: { fault: 'unavailable', direction: 'write', seconds: 5 } },
+  { phase: 'cache export', label: 'HTTP 500', rule: { fault: 'status-500', direction: 'write', times: ALL } },
+  { phase: 'cache export', label: '429 Too Many Requests', rule: { fault: 'status-429', direction: 'write', times: ALL } },
+  { phase: 'cache export', label: 'connection reset mid-upload', rule: { fault: 'reset', direction: 'write', kind: 'blobs', times: ALL } },
+  { phase: 'cache export', label: 'truncated blob upload', rule: { fault: 'truncate-upload', direction: 'write', times: 1 } },
+  { phase: 'cache export', label: '10 s stall', rule: { fault: 'stall', direction: 'write', times: 1, seconds: 10 } },
+  { phase: 'cache export', label: 'registry restart (5 s down)', rule: { fault: 'unavailable', direction: 'write', seconds: 5 } },
+  // The whole registry (ECR is one registry per account and region) gone as the build starts: the base image and the
+  // cache are unreachable alike, so failing with the engine's error is allowed, as for an app push.
+  { phase: 'registry down', label: 'registry restart as the build starts (5 s down)', rule: { fault: 'unavailable', direction: 'read', seconds: 5 } },
+  { phase: 'cache deleted mid-build', label: 'cache manifest deleted after the import read it', rule: { fault: 'delete-after-read', direction: 'read' } },
+  { phase: 'two builds at once', label: 'two builds of one branch at once' },
+];
+
+interface Outcome {
+  readonly combo: Combo;
+  readonly fault: FaultCase;
+  readonly build: string;
+  readonly integrity: string;
+  readonly next: string;
+  readonly held: boolean;
+  readonly lost: boolean;
+  readonly why: string[];
+}
+
+async function control(vars: Record<string, string>, method: string, what: string, body?: unknown): Promise<void> {
+  const res = await fetch(`${vars.CIB_REGISTRY_CONTROL}/${what}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (!res.ok) throw new Error(`front ${method} ${what}: ${res.status}`);
+}
+
+/** Pulls the digest and runs it: the content the build was made from, or what went wrong. */
+function runImage(vars: Record<string, string>, ref: string): { ok: boolean; out: string } {
+  const verifier = new Engine('d26', vars);
+  try {
+    const r = spawnSync('bash', ['-c', `docker run --rm --network host --pull always "${ref}" cat /app/built`], {
+      env: verifier.env(), encoding: 'utf8', timeout: 120_000,
+    });
+    spawnSync('bash', ['-c', `docker rmi -f "${ref}" >/dev/null 2>&1; docker image prune -af >/dev/null 2>&1`], { env: verifier.env() });
+    return { ok: r.status === 0, out: r.status === 0 ? r.stdout.trim() : `${r.stdout}${r.stderr}`.trim() };
+  } finally {
+    verifier.dispose();
+  }
+}
+
+/** Every build that succeeded must have pushed a good image: the tag at the exported digest, and it runs. */
+async function integrity(vars: Record<string, string>, repos: Repos, tag: string, r: BuildResult, app: string): Promise<string | undefined> {
+  const digest = r.exports.IMAGE_DIGEST;
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest ?? '')) return `no digest exported (${digest})`;
+  const remote = await tagDigest(repos.app, tag);
+  if (remote !== digest) return `the tag points to ${remote ?? 'nothing'}, the build exported ${digest}`;
+  const ran = runImage(vars, `${repos.app}@${digest}`);
+  if (!ran.ok || ran.out.split('\n').pop() !== app) return `the image does not run as built: ${ran.out.slice(-300)}`;
+  return undefined;
+}
+
+/** Two builds of one branch at once, on one engine (no wipe between), through the script as two processes. */
+function buildTwiceAtOnce(combo: Combo, engine: Engine, project: Project, repos: Repos, tags: [string, string]): Array<{ status: number; out: string }> {
+  const script = path.join(project.dir, '..', `cib-twice-${process.pid}.sh`);
+  fs.writeFileSync(script, new (require('../../lib/build-script/build-script').BuildScript)({ strategy: combo.recipe }).renderScript());
+  const run = (tag: string): string => `APP_REPOSITORY_URI=${repos.app} CACHE_REPOSITORY_URI=${repos.cache} IMAGE_TAG=${tag} CACHE_BRANCH=main `
+    + `CIB_NETWORK=host CIB_WORK_DIR=$(mktemp -d) bash ${script} > ${project.dir}/../cib-${tag}.log 2>&1; echo $? > ${project.dir}/../cib-${tag}.rc`;
+  engine.wipe();
+  spawnSync('bash', ['-c', `${run(tags[0])} & ${run(tags[1])} & wait`], { cwd: project.dir, env: engine.env(), encoding: 'utf8', timeout: 600_000 });
+  const out = tags.map(t => ({
+    status: Number(fs.readFileSync(path.join(project.dir, '..', `cib-${t}.rc`), 'utf8').trim()),
+    out: fs.readFileSync(path.join(project.dir, '..', `cib-${t}.log`), 'utf8'),
+  }));
+  for (const t of tags) for (const f of [`cib-${t}.rc`, `cib-${t}.log`]) fs.rmSync(path.join(project.dir, '..', f), { force: true });
+  fs.rmSync(script, { force: true });
+  return out;
+}
+
+async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Outcome[]> {
+  const engine = new Engine(combo.engine, vars);
+  const project = new Project(vars.CIB_BASE_IMAGE, SINGLE);
+  const repos = await freshRepos(vars, combo, 'faults');
+  const outcomes: Outcome[] = [];
+  const built = new Set<string>();
+  let n = 0;
+  const remember = (): void => {
+    for (const k of project.stepKeys().values()) built.add(k);
+  };
+  const build = (tag: string, mayFail = false): Promise<BuildResult> =>
+    runBuild({ combo, engine, project, repos, branch: 'main', tag, available: new Set(built), control: vars.CIB_REGISTRY_CONTROL, mayFail });
+  try {
+    await build('prime');
+    remember();
+    for (const fault of CASES) {
+      const why: string[] = [];
+      let buildCell = '';
+      let integrityCell = '-';
+      let held = true;
+      let lost = false;
+      project.app = `app-${combo.recipe}-${++n}`;
+      project.write();
+      const keysBefore = new Set(built);
+      let faultedOk = false;
+      if (fault.phase === 'two builds at once') {
+        const appA = project.app;
+        const results = buildTwiceAtOnce(combo, engine, project, repos, [`t${n}a`, `t${n}b`]);
+        faultedOk = results.every(r => r.status === 0);
+        buildCell = results.map(r => (r.status === 0 ? 'succeeded' : `failed (exit ${r.status})`)).join(', ');
+        if (!faultedOk) {
+          held = false;
+          why.push(`a concurrent build failed: ${results.map(r => r.out.split('\n').filter(l => /ERROR/.test(l)).slice(-2).join(' ')).join(' | ')}`);
+        }
+        for (const t of [`t${n}a`, `t${n}b`]) {
+          const digest = await tagDigest(repos.app, t);
+          const ran = digest ? runImage(vars, `${repos.app}@${digest}`) : { ok: false, out: 'no image' };
+          if (!ran.ok || ran.out.split('\n').pop() !== appA) {
+            lost = true;
+            why.push(`${t}: ${ran.out.slice(-200)}`);
+          }
+        }
+        integrityCell = lost ? 'BROKEN' : 'both run';
+      } else {
+        const target = fault.phase === 'app push' ? repos.app : repos.cache;
+        await control(vars, 'POST', 'faults', { ...fault.rule, repository: target.slice(vars.CIB_REGISTRY.length + 1) });
+        let r: BuildResult;
+        try {
+          r = await build(`f${n}`, true);
+        } finally {
+          await control(vars, 'DELETE', 'faults');
+        }
+        faultedOk = r.status === 0;
+        const errors = r.log.split('\n').filter(l => /ERROR|WARNING/.test(l));
+        buildCell = faultedOk
+          ? `succeeded${/cache export FAILED/.test(r.report?.verdict ?? '') ? ', cache export failed (warned)' : ''}`
+          : `failed: ${(errors.filter(l => /ERROR/.test(l)).pop() ?? '').replace(/^\[cached-build\] /, '').slice(0, 90)}`;
+        if (fault.phase === 'app push' || fault.phase === 'registry down') {
+          // Either the engine's error, or a good image its retries got through.
+          if (!faultedOk && !errors.some(l => /ERROR/.test(l))) {
+            held = false;
+            why.push('failed without saying why');
+          }
+        } else if (!faultedOk) {
+          held = false;
+          why.push(`a cache fault failed the build: ${errors.slice(-3).join(' | ')}`);
+        }
+        if (faultedOk) {
+          const broken = await integrity(vars, repos, `f${n}`, r, project.app);
+          integrityCell = broken ? 'BROKEN' : 'runs as built';
+          if (broken) {
+            lost = true;
+            why.push(broken);
+          }
+        }
+      }
+      // The next build, without a fault: a good image, and exactly the work a correct cache allows.
+      const idealWith = new Set([...keysBefore, ...(faultedOk ? project.stepKeys().values() : [])]);
+      project.app = `app-${combo.recipe}-${n}-next`;
+      project.write();
+      const keys = project.stepKeys();
+      const ids = project.layout.steps.map(x => x.id);
+      const mustRun = ids.filter(id => !idealWith.has(keys.get(id)!));
+      const mayRun = ids.filter(id => !keysBefore.has(keys.get(id)!));
+      let nextCell: string;
+      try {
+        const next = await build(`n${n}`);
+        const stale = mustRun.filter(id => !next.executed.includes(id));
+        const extra = next.executed.filter(id => !mayRun.includes(id));
+        const broken = await integrity(vars, repos, `n${n}`, next, project.app);
+        nextCell = `${next.executed.length} steps run (${mustRun.length}–${mayRun.length} allowed)`;
+        if (stale.length > 0 || broken) {
+          lost = true;
+          why.push(`next build: ${stale.length > 0 ? `skipped ${stale} (stale cache)` : ''} ${broken ?? ''}`);
+          nextCell = `WRONG: ${nextCell}`;
+        } else if (extra.length > 0) {
+          held = false;
+          why.push(`next build ran ${extra} beyond what no cache at all would need`);
+        }
+      } catch (e) {
+        lost = true;
+        why.push(`next build failed: ${(e as Error).message.slice(-400)}`);
+        nextCell = 'FAILED';
+      }
+      remember();
+      outcomes.push({ combo, fault, build: buildCell, integrity: integrityCell, next: nextCell, held: held && !lost, lost, why });
+      process.stderr.write(`[faults] ${combo.recipe}@${combo.engine} ${fault.phase}: ${fault.label}: ${buildCell}; ${integrityCell}; next ${nextCell}`
+        + `${why.length ? ` — ${why.join('; ')}` : ''}\n`);
+    }
+  } finally {
+    project.remove();
+    engine.dispose();
+  }
+  return outcomes;
+}
+
+async function main(): Promise<void> {
+  const vars = loadEngines();
+  const started = new Set((vars.CIB_ENGINES ?? '').split(/\s+/).filter(Boolean));
+  const only = process.env.FAULTS_ONLY?.split(',');
+  const combos = STRATEGY_COMBOS.filter(c => started.has(c.engine as EngineName) && (!only || only.includes(`${c.recipe}@${c.engine}`)));
+  if (process.env.REQUIRE_ENGINES === '1' && combos.length < STRATEGY_COMBOS.length && !only) {
+    throw new Error(`engines not started: ${STRATEGY_COMBOS.filter(c => !started.has(c.engine)).map(c => c.engine)}`);
+  }
+  const outcomes: Outcome[] = [];
+  for (const combo of combos) outcomes.push(...await runCombo(combo, vars));
+  console.log(`fault-injection suite, ${new Date().toISOString().slice(0, 10)}: each fault in one build, then a build without it`);
+  console.log('');
+  console.log('| strategy | engine | phase | fault | build | app image | next build | held | lost |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const o of outcomes) {
+    console.log(`| ${o.combo.recipe} | ${o.combo.engine} | ${o.fault.phase} | ${o.fault.label} | ${o.build.replace(/\|/g, '/')} | ${o.integrity} | ${o.next} `
+      + `| ${o.held ? 'yes' : 'NO'} | ${o.lost ? 'LOST' : '-'} |`);
+  }
+  const held = outcomes.filter(o => o.held).length;
+  const lost = outcomes.filter(o => o.lost).length;
+  for (const o of outcomes.filter(x => !x.held)) console.log(`not held: ${o.combo.recipe}@${o.combo.engine} ${o.fault.phase} ${o.fault.label}: ${o.why.join('; ')}`);
+  console.log(`fault-suite: ${outcomes.length} faults, ${held} held, ${lost} lost`);
+  if (held !== outcomes.length || lost > 0 || outcomes.length === 0) process.exitCode = 1;
+}
+
+main().catch(e => {
+  console.error(e);
+  process.exit(1);
+});
