@@ -16,8 +16,6 @@ import {
 import { branchTag } from './build-script/cache-refs';
 import { CacheCleanupOptions, validateCleanupOptions } from './cache-cleanup-options';
 
-/** The runtime of the cleanup function, pinned here and nowhere else. */
-export const CLEANUP_RUNTIME = lambda.Runtime.NODEJS_22_X;
 const MEMORY_MB = 512;
 
 /** Properties of {@link CacheCleanup}. */
@@ -42,6 +40,9 @@ export interface CacheCleanupProps extends CacheCleanupOptions {
  * running build reads.
  */
 export class CacheCleanup extends Construct {
+  /** The runtime of the cleanup function, pinned here and nowhere else (the handler is bundled for it). */
+  public static readonly RUNTIME: lambda.Runtime = lambda.Runtime.NODEJS_22_X;
+
   /** The cleanup function. */
   public readonly function: lambda.Function;
   /** Fires when a run fails (repository unreadable, every deletion failed, bad configuration). */
@@ -95,7 +96,7 @@ export class CacheCleanup extends Construct {
     }));
 
     this.function = new lambda.Function(this, 'Function', {
-      runtime: CLEANUP_RUNTIME,
+      runtime: CacheCleanup.RUNTIME,
       handler: 'index.handler',
       code: lambda.Code.fromAsset(bundleDir()),
       description: 'cdk-cached-image-build: cache repository cleanup',
@@ -135,7 +136,7 @@ export class CacheCleanup extends Construct {
 
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',
-      reason: `The runtime is pinned in one constant (CLEANUP_RUNTIME, ${CLEANUP_RUNTIME.name}) and moved deliberately with the library`,
+      reason: `The runtime is pinned in one constant (CacheCleanup.RUNTIME, ${CacheCleanup.RUNTIME.name}) and moved deliberately with the library`,
     });
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::<' + Stack.of(this).getLogicalId(logGroup.node.defaultChild as logs.CfnLogGroup) + '.Arn>:*]',
@@ -143,7 +144,16 @@ export class CacheCleanup extends Construct {
     });
   }
 
-  /** A cleanup metric of this repository (embedded metric format, namespace CachedImageBuild). */
+  /**
+   * A metric the cleanup function publishes for this repository (embedded metric format, namespace `CachedImageBuild`,
+   * dimension `Repository`): `ImagesScanned`, `ImagesDeleted` (also per `Reason`), `ImagesPlannedForDeletion`,
+   * `BytesReclaimed`, `CacheRepositoryBytes`, `CacheRepositoryImages`, `DeleteFailures`, `IndexReadFailures`, `FailSafe`,
+   * `DeletionRefused`.
+   *
+   * @param metricName one of the names above
+   * @param statistic @default Stats.SUM
+   * @param period @default Duration.days(1)
+   */
   public metric(metricName: string, statistic = cloudwatch.Stats.SUM, period = Duration.days(1)): cloudwatch.Metric {
     return cleanupMetric(this.repositoryName, metricName, statistic, period);
   }

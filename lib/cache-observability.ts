@@ -6,24 +6,26 @@ import { CleanupMetric, CleanupMetricDimension, DEFAULT_METRICS_NAMESPACE, Delet
 import { CacheCleanup } from './cache-cleanup';
 
 /** The metrics each build publishes (one `put-metric-data` call a build, namespace `CachedImageBuild`). */
-export const BuildMetric = {
+export enum BuildMetric {
   /** Cached steps / all steps of the build, 0..1 (unit None). */
-  CACHE_HIT_RATIO: 'CacheHitRatio',
+  CACHE_HIT_RATIO = 'CacheHitRatio',
   /** Dockerfile steps the build executed (Count). */
-  STEPS_EXECUTED: 'StepsExecuted',
+  STEPS_EXECUTED = 'StepsExecuted',
   /** Dockerfile steps the build took from the cache (Count). */
-  STEPS_CACHED: 'StepsCached',
+  STEPS_CACHED = 'StepsCached',
   /** Bytes the cache export pushed; 0 when nothing was written (Bytes). */
-  CACHE_BYTES_PUSHED: 'CacheBytesPushed',
+  CACHE_BYTES_PUSHED = 'CacheBytesPushed',
   /** Wall time of the build script (Seconds). */
-  BUILD_SECONDS: 'BuildSeconds',
-} as const;
+  BUILD_SECONDS = 'BuildSeconds',
+}
 
 /** Dimensions of every build metric: the CodeBuild project name and the raw branch name (`main`, `feature/x`). */
-export const BuildMetricDimension = {
-  PROJECT: 'Project',
-  BRANCH: 'Branch',
-} as const;
+export enum BuildMetricDimension {
+  /** The CodeBuild project name. */
+  PROJECT = 'Project',
+  /** The branch name as the build saw it (`main`, `feature/x`). */
+  BRANCH = 'Branch',
+}
 
 /**
  * The alarm that catches a cache regression on the default branch: the average cache hit ratio of its builds, over
@@ -185,7 +187,12 @@ export class CacheObservability extends Construct {
     if (dashboard.enabled !== false) this.dashboard = this.createDashboard(dashboard);
   }
 
-  /** A build metric of this project; `branch` defaults to the default branch. */
+  /**
+   * A build metric of this project (a {@link BuildMetric} name), Average over 5 minutes unless `options` say otherwise.
+   *
+   * @param metricName the metric, e.g. `BuildMetric.CACHE_HIT_RATIO`
+   * @param branch @default - the default branch
+   */
   public metric(metricName: string, branch?: string, options?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return cacheBuildMetric(this.props.project.projectName, branch ?? this.props.defaultBranch, metricName, options);
   }

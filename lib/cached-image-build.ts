@@ -18,7 +18,7 @@ import { Construct } from 'constructs';
 import { DEFAULT_METRICS_NAMESPACE } from '../lambda/cache-cleanup/contract';
 import { assertInlineBuildSpecFits, BuildScript, ScriptDelivery } from './build-script/build-script';
 import { BUILD_ARG_NAME, SECRET_ID } from './build-script/config';
-import { invalidBranchReason } from './build-script/cache-refs';
+import { branchTag, invalidBranchReason } from './build-script/cache-refs';
 import { CacheCleanup } from './cache-cleanup';
 import { CacheCleanupOptions, validateCleanupOptions } from './cache-cleanup-options';
 import {
@@ -170,14 +170,32 @@ const OLD_BUILDAH_IMAGES = ['aws/codebuild/standard:5.0', 'aws/codebuild/standar
  * the app and cache repositories it pushes to, and the pipeline action that hands the image on.
  */
 export class CachedImageBuild extends Construct {
+  /**
+   * The cache repository tag that holds one branch's cache with the registry and inline strategies (the cleanup keeps
+   * `branchCacheTag(defaultBranch)`): the branch name reduced to at most 128 of `[A-Za-z0-9_.-]`, with an 8-hex SHA-256
+   * suffix whenever the name had to change, so that `feature/a` and `feature-a` stay apart.
+   */
+  public static branchCacheTag(branch: string): string {
+    const why = invalidBranchReason(branch);
+    if (why) throw new Error(`CachedImageBuild.branchCacheTag: '${branch}' is not a valid branch name: ${why}`);
+    return branchTag(branch);
+  }
+
   /** Where app images go. */
   public readonly appRepository: ecr.IRepository;
   /** Where cache refs go. */
   public readonly cacheRepository: ecr.IRepository;
   /** The CodeBuild project. */
   public readonly project: codebuild.Project;
-  /** The build model; its buildspec is the project's. */
-  public readonly buildScript: BuildScript;
+  /**
+   * The build's configuration as the environment variables the script reads (`APP_REPOSITORY_URI`, `CIB_DOCKERFILE`, ...;
+   * what `cached-build env` prints): the project has them, and so must any other place that runs `renderScript()` or
+   * `renderBuildSpec()`. Values may be tokens (the repository URIs are): pass them to a CDK construct, which resolves them.
+   * Build secrets are not among them: the project reads each from Secrets Manager into `CIB_SECRET_<n>`.
+   */
+  public readonly scriptEnvironment: { [name: string]: string };
+  /** The build model; its buildspec is the project's. @internal */
+  public readonly _buildScript: BuildScript;
   /** The strategy in use. */
   public readonly strategy: CacheStrategy;
   /** The cache cleanup, unless disabled. */
@@ -214,7 +232,7 @@ export class CachedImageBuild extends Construct {
       secretVariables[name] = { type: codebuild.BuildEnvironmentVariableType.SECRETS_MANAGER, value: secret.secretArn };
     });
 
-    this.buildScript = new BuildScript({
+    this._buildScript = new BuildScript({
       strategy: this.strategy._scriptStrategy,
       appRepositoryUri: this.appRepository.repositoryUri,
       cacheRepositoryUri: this.cacheRepository.repositoryUri,
@@ -235,14 +253,15 @@ export class CachedImageBuild extends Construct {
 
     // The script is the same for every project of a strategy; it reaches the build as an S3 asset, checked by its hash,
     // and the project's buildspec stays a page long (CodeBuild refuses an inline buildspec over 25,600 characters).
-    const script = new s3assets.Asset(this, 'Script', { path: writeScriptFile(this.buildScript.renderScript()) });
-    const buildSpecObject = this.buildScript.renderBuildSpecObject(ScriptDelivery.S3);
+    const script = new s3assets.Asset(this, 'Script', { path: writeScriptFile(this._buildScript.renderScript()) });
+    const buildSpecObject = this._buildScript.renderBuildSpecObject(ScriptDelivery.S3);
     assertInlineBuildSpecFits(codebuild.BuildSpec.fromObjectToYaml(buildSpecObject).toBuildSpec(), this.node.path);
     // Configuration reaches the script as project environment variables: a token stays a value, never script text.
+    this.scriptEnvironment = this._buildScript.environment(joinWords);
     const environmentVariables: Record<string, codebuild.BuildEnvironmentVariable> = {
       CIB_SCRIPT_URL: { value: script.s3ObjectUrl },
-      CIB_SCRIPT_SHA256: { value: this.buildScript.scriptSha256() },
-      ...Object.fromEntries(Object.entries(this.buildScript.environment(joinWords)).map(([k, v]) => [k, { value: v }])),
+      CIB_SCRIPT_SHA256: { value: this._buildScript.scriptSha256() },
+      ...Object.fromEntries(Object.entries(this.scriptEnvironment).map(([k, v]) => [k, { value: v }])),
       ...secretVariables,
     };
 
@@ -298,6 +317,24 @@ export class CachedImageBuild extends Construct {
     this.cacheHitAlarm = observability.cacheHitAlarm;
     this.dashboard = observability.dashboard;
     this.acknowledgeNagFindings();
+  }
+
+  /**
+   * The standalone bash script the project runs (the same for every project of a strategy: its configuration comes from
+   * `scriptEnvironment`). `bash cached-build.sh` runs every step; `cached-build script --strategy <s>` prints the same text.
+   */
+  public renderScript(): string {
+    return this._buildScript.renderScript();
+  }
+
+  /**
+   * A self-contained `buildspec.yml` for this strategy: the script as a here-document instead of the project's S3 download,
+   * for a CodeBuild project defined elsewhere. The configuration is not in it (no token ever becomes text): give that project
+   * `scriptEnvironment` as its environment variables. Longer than the 25,600 characters CodeBuild accepts inline: commit it
+   * to the source, or use `BuildSpec.fromSourceFilename`.
+   */
+  public renderBuildSpec(): string {
+    return this._buildScript.renderBuildSpecYaml(ScriptDelivery.INLINE);
   }
 
   /** The cdk-nag (AwsSolutions) findings that this construct cannot avoid, with the reason for each. */

@@ -1,10 +1,14 @@
-export * from './cache-strategy';
-export * from './cached-image-build';
-export * from './image-repositories';
-export * from './cache-cleanup-options';
-export { BuildScript, EXPORTED_VARIABLES, DEFAULT_BUILDKIT_IMAGE, ARTIFACT_FILES } from './build-script/build-script';
-export type { BuildScriptOptions, BuildPhase, BuildStep } from './build-script/build-script';
-export { branchTag, planCacheRefs } from './build-script/cache-refs';
-export type { CacheRefPlan } from './build-script/cache-refs';
-export * from './cache-cleanup';
-export * from './cache-observability';
+// The public API, named export by export: what users instantiate, configure and read. jsii compiles exactly this to
+// every target language (see API.md). Validators, the build-script model and its renderers, free functions and
+// constants stay internal: the construct exposes what is useful of them as members (renderScript(), branchCacheTag(), ...).
+export { CachedImageBuild } from './cached-image-build';
+export type { CachedImageBuildProps, CachedImageBuildActionOptions } from './cached-image-build';
+export { CacheStrategy, CacheStrategyKind } from './cache-strategy';
+export type { RegistryCacheOptions } from './cache-strategy';
+export { ImageRepositories } from './image-repositories';
+export type { ImageRepositoryOptions, ImageRepositoriesProps } from './image-repositories';
+export { CacheCleanup } from './cache-cleanup';
+export type { CacheCleanupProps } from './cache-cleanup';
+export type { CacheCleanupOptions } from './cache-cleanup-options';
+export { BuildMetric, BuildMetricDimension, CacheObservability } from './cache-observability';
+export type { CacheDashboardOptions, CacheHitAlarmOptions, CacheObservabilityProps } from './cache-observability';

@@ -1,7 +1,7 @@
 import { App, Duration, Size, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
-import { CachedImageBuild, CachedImageBuildProps, CLEANUP_RUNTIME } from '../lib';
+import { CacheCleanup, CachedImageBuild, CachedImageBuildProps } from '../lib';
 import { branchTag } from '../lib/build-script/cache-refs';
 
 function synth(props: CachedImageBuildProps = {}): Template {
@@ -21,7 +21,7 @@ function cleanupStatements(t: Template): Statement[] {
 describe('CacheCleanup wired into CachedImageBuild', () => {
   test('a prebundled handler on the pinned runtime, with the policy in its environment', () => {
     const t = synth({ defaultBranch: 'release/1.x', cleanup: { idleTimeout: Duration.days(7), maxCacheBytes: Size.gibibytes(5) } });
-    expect(CLEANUP_RUNTIME.name).toBe('nodejs22.x');
+    expect(CacheCleanup.RUNTIME.name).toBe('nodejs22.x');
     const fn = Object.values(t.findResources('AWS::Lambda::Function'))[0].Properties;
     expect(fn.Runtime).toBe('nodejs22.x');
     expect(fn.Handler).toBe('index.handler');

@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import { App, CfnParameter, CfnWaitConditionHandle, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
@@ -10,10 +11,11 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { parse } from 'yaml';
-import { CachedImageBuild, CachedImageBuildProps, CacheStrategy, EXPORTED_VARIABLES } from '../lib';
-import { ScriptDelivery } from '../lib/build-script/build-script';
+import { CachedImageBuild, CachedImageBuildProps, CacheStrategy } from '../lib';
+import { EXPORTED_VARIABLES, ScriptDelivery } from '../lib/build-script/build-script';
 import { projectStatements, Statement, synth } from './synth';
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 
 describe('created repositories', () => {
@@ -81,12 +83,12 @@ describe('the CodeBuild project', () => {
     const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
     expect(project.Environment.PrivilegedMode).toBe(true);
     expect(project.Environment.Image).toBe('aws/codebuild/standard:7.0');
-    expect(parse(project.Source.BuildSpec)).toEqual(build.buildScript.renderBuildSpecObject(ScriptDelivery.S3));
+    expect(parse(project.Source.BuildSpec)).toEqual(build._buildScript.renderBuildSpecObject(ScriptDelivery.S3));
     expect(project.Source.BuildSpec.length).toBeLessThan(3000);
     expect(Object.keys(variables(t))).toEqual([
       'CIB_SCRIPT_URL', 'CIB_SCRIPT_SHA256', 'APP_REPOSITORY_URI', 'CACHE_REPOSITORY_URI', 'CIB_DOCKERFILE', 'CIB_CONTEXT',
     ]);
-    expect(variables(t).CIB_SCRIPT_SHA256).toBe(build.buildScript.scriptSha256());
+    expect(variables(t).CIB_SCRIPT_SHA256).toBe(sha256(build.renderScript()));
     const asset = build.node.findChild('Script') as s3assets.Asset;
     expect(JSON.stringify(variables(t).CIB_SCRIPT_URL)).toContain(`${asset.assetHash}.sh`);
     expect(project.TimeoutInMinutes).toBe(60);
@@ -109,21 +111,45 @@ describe('the CodeBuild project', () => {
     const buildspec = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties.Source.BuildSpec;
     expect(typeof buildspec).toBe('string');
     expect(stack.resolve(buildspec)).toBe(buildspec);
-    expect(build.buildScript.renderScript()).toBe(new CachedImageBuild(new Stack(new App(), 'Other'), 'B').buildScript.renderScript());
+    expect(build.renderScript()).toBe(new CachedImageBuild(new Stack(new App(), 'Other'), 'B').renderScript());
+  });
+
+  test('renderBuildSpec() is self-contained: the script as a here-document, no S3 download, no configuration and no token', () => {
+    const { build } = synth({ buildArgs: { VERSION: '1' } });
+    const text = build.renderBuildSpec();
+    expect(text).not.toMatch(/\$\{Token\[/);
+    expect(text).not.toContain('CIB_SCRIPT_URL');
+    const spec = parse(text);
+    expect(spec.phases.install.commands[0]).toContain(build.renderScript());
+    expect(Object.keys(spec.env.variables)).toEqual(['CIB_WORK_DIR', 'CIB_SCRIPT', 'CIB_ARTIFACTS_DIR']);
+  });
+
+  test('scriptEnvironment is the configuration the project passes to the script (tokens stay tokens)', () => {
+    const { t, build, stack } = synth({ buildArgs: { VERSION: '1' }, target: 'prod', cacheWrite: false });
+    const config = Object.fromEntries(Object.entries(variables(t)).filter(([name]) => !name.startsWith('CIB_SCRIPT_')));
+    expect(stack.resolve(build.scriptEnvironment)).toEqual(config);
+    expect(build.scriptEnvironment).toMatchObject({ CIB_BUILD_ARG_VERSION: '1', CIB_TARGET: 'prod', CIB_CACHE_WRITE: 'false' });
+  });
+
+  test('branchCacheTag() names the tag a branch caches to; a bad branch name is an error naming it', () => {
+    expect(CachedImageBuild.branchCacheTag('main')).toBe('main');
+    expect(CachedImageBuild.branchCacheTag('feature/a')).toMatch(/^feature-a-[0-9a-f]{8}$/);
+    expect(CachedImageBuild.branchCacheTag('feature/a')).not.toBe(CachedImageBuild.branchCacheTag('feature-a'));
+    expect(() => CachedImageBuild.branchCacheTag('a..b')).toThrow(/branchCacheTag: 'a\.\.b' is not a valid branch name/);
   });
 
   test('the buildspec exports every variable the pipeline and the cleanup read', () => {
     const { build } = synth();
-    expect((build.buildScript.renderBuildSpecObject() as { env: Record<string, unknown> }).env['exported-variables']).toEqual([...EXPORTED_VARIABLES]);
+    expect(parse(build.renderBuildSpec()).env['exported-variables']).toEqual([...EXPORTED_VARIABLES]);
   });
 
   test.each([
     [CacheStrategy.registry(), 'registry'], [CacheStrategy.inline(), 'inline'], [CacheStrategy.buildah(), 'buildah'],
   ])('strategy %#: the buildspec is the BuildScript of that strategy', (strategy, name) => {
     const { t, build } = synth({ strategy });
-    expect(build.buildScript.options.strategy).toBe(name);
-    expect(build.buildScript.renderScript()).toContain(`CIB_STRATEGY=${name}`);
-    expect(variables(t).CIB_SCRIPT_SHA256).toBe(build.buildScript.scriptSha256());
+    expect(build.strategy.kind).toBe(name);
+    expect(build.renderScript()).toContain(`CIB_STRATEGY=${name}`);
+    expect(variables(t).CIB_SCRIPT_SHA256).toBe(sha256(build.renderScript()));
     const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
     expect(project.Environment.Image).toBe(name === 'buildah' ? 'aws/codebuild/standard:8.0' : 'aws/codebuild/standard:7.0');
   });
@@ -160,11 +186,12 @@ describe('the CodeBuild project', () => {
   });
 
   test('build secrets come from Secrets Manager, readable only for those secrets', () => {
-    const { t, build } = synth({}, stack => ({ buildSecrets: { npmrc: secretsmanager.Secret.fromSecretNameV2(stack, 'Npm', 'npm-token') } }));
+    const { t, build, stack } = synth({}, st => ({ buildSecrets: { npmrc: secretsmanager.Secret.fromSecretNameV2(st, 'Npm', 'npm-token') } }));
     const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;
     expect(project.Environment.EnvironmentVariables).toContainEqual({ Name: 'CIB_SECRET_0', Type: 'SECRETS_MANAGER', Value: expect.anything() });
     expect(variables(t).CIB_SECRETS).toBe('npmrc=CIB_SECRET_0');
-    expect(build.buildScript.options.buildSecretEnv).toEqual({ npmrc: 'CIB_SECRET_0' });
+    expect(build.scriptEnvironment).toMatchObject({ CIB_SECRETS: 'npmrc=CIB_SECRET_0' });
+    expect(JSON.stringify(stack.resolve(build.scriptEnvironment))).not.toContain('npm-token');
     const statements = projectStatements(t).filter(s => actionsOf(s).some(a => a.startsWith('secretsmanager:')));
     expect(statements.length).toBeGreaterThan(0);
     for (const s of statements) expect(JSON.stringify(s.Resource)).toContain('secret:npm-token');
@@ -252,7 +279,7 @@ describe('pipeline action', () => {
         Actions: [Match.objectLike({ Name: 'BuildImage', Namespace: 'Img', OutputArtifacts: [{ Name: 'ImageDefs' }] })],
       })]),
     });
-    expect(build.buildScript.renderBuildSpecObject()).toMatchObject({ artifacts: { files: ['imagedefinitions.json', 'imageDetail.json', 'cache-report.json'] } });
+    expect(parse(build.renderBuildSpec())).toMatchObject({ artifacts: { files: ['imagedefinitions.json', 'imageDetail.json', 'cache-report.json'] } });
   });
 
   test('a default output artifact is created', () => {
