@@ -126,6 +126,11 @@ export enum KeepReason {
   CHILD_OF_KEPT_INDEX = 'child-of-kept-index',
   /** Untagged, but it lost its tag, was pushed or was pulled within the grace period (a build may still fetch it). */
   UNTAGGED_IN_GRACE = 'untagged-in-grace',
+  /**
+   * Tagged and otherwise deletable, but its push is the latest time an untagged manifest still in its grace period can have
+   * lost its tag (the history names no later move): deleting it would make the next run forget that and cut the grace short.
+   */
+  UNTAG_TIME_EVIDENCE = 'untag-time-evidence',
   /** Archived less than ECR's 90-day minimum storage duration ago: not cache, but deleting it now would save nothing. */
   ARCHIVED_MINIMUM_STORAGE = 'archived-minimum-storage',
   /** Being restored from the archive (ACTIVATING): someone wants it back. */

@@ -158,6 +158,20 @@ export function plan(images: readonly CacheImage[], usage: BuildUsage, policy: R
     }
   }
 
+  // Without the build history, or when it names no write, the push of a tagged image may be all that says when an untagged
+  // manifest lost its tag (untag-time.ts). Deleting that image would make the next run forget it, and cut the grace short:
+  // while such a grace runs, the image whose push bounds it stays.
+  const bounds = new Set<number>();
+  for (let i = 0; i < n; i++) if (ownKeep[i] === KeepReason.UNTAGGED_IN_GRACE && ownUse[i] < graceCutoff) bounds.add(untagged[i]);
+  if (bounds.size > 0) {
+    for (let i = 0; i < n; i++) {
+      if (deadReason[i] !== undefined && images[i].tags.length > 0 && bounds.has(images[i].pushedAt)) {
+        deadReason[i] = undefined;
+        ownKeep[i] = KeepReason.UNTAG_TIME_EVIDENCE;
+      }
+    }
+  }
+
   // Layer A: images kept in their own right and everything they reference, with reference counts so that a
   // budget eviction releases exactly what only it kept. Content addressing makes these references acyclic.
   const inA = new Uint8Array(n);

@@ -56,8 +56,10 @@ cib_inline_build() {
       cib_log "cache $CACHE_REPOSITORY_URI:$ref could not be pulled (none yet?): not used"
     fi
   done
-  cib_inline_docker_build --tag "$IMAGE_URI" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2
-  docker push "$IMAGE_URI" >&2
+  local status=0
+  cib_inline_docker_build --tag "$IMAGE_URI" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
+  [ "$status" -eq 0 ] || cib_die "docker build failed (exit $status)"
+  docker push "$IMAGE_URI" >&2 || cib_die "docker push $IMAGE_URI failed (exit $?)"
   local digests
   digests=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$IMAGE_URI") \\
     || cib_die "docker image inspect $IMAGE_URI failed after the push"

@@ -253,3 +253,35 @@ describe('fault injection (the fault suite)', () => {
     expect(JSON.parse((await request('GET', '/__front/faults')).body)).toEqual([]);
   });
 });
+
+describe("the repository as ECR's DescribeImages sees it (the cleanup's view)", () => {
+  const images = async (repo: string) => JSON.parse((await request('GET', `/__front/images?repository=${repo}`)).body);
+  const withLayers = (n: number, sizes: number[]): string => JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST, config: { digest: `sha256:${'c'.repeat(63)}${n}`, size: 1 },
+    layers: sizes.map((size, i) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'e'.repeat(63)}${i}`, size })),
+  });
+
+  test('pushes, tag moves, pulls and deletions are kept; observers and refusals are not', async () => {
+    const t0 = Date.now();
+    const a = (await request('PUT', '/v2/team/app-cache/manifests/main', withLayers(1, [10, 20]))).headers['docker-content-digest'];
+    const b = (await request('PUT', '/v2/team/app-cache/manifests/main', withLayers(2, [5]))).headers['docker-content-digest'];
+    const index = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: a, size: 1 }] });
+    await request('PUT', '/v2/team/app-cache/manifests/multi', index);
+    await request('PUT', '/v2/team/app-cache/manifests/bad--tag!', withLayers(3, [1]));
+    expect(await images('team/app-cache')).toEqual([
+      { digest: a, mediaType: OCI_MANIFEST, sizeBytes: 30, tags: [], pushedAt: expect.any(Number) },
+      { digest: b, mediaType: OCI_MANIFEST, sizeBytes: 5, tags: ['main'], pushedAt: expect.any(Number) },
+      expect.objectContaining({ mediaType: OCI_INDEX, sizeBytes: 0, children: [a], tags: ['multi'] }),
+    ]);
+    expect((await images('team/app-cache'))[0].pushedAt).toBeGreaterThanOrEqual(t0);
+
+    await request('GET', '/v2/team/app-cache/manifests/main', undefined, { 'x-cib-observer': '1' });
+    expect((await images('team/app-cache'))[1].lastPulledAt).toBeUndefined();
+    await request('GET', '/v2/team/app-cache/manifests/main');
+    expect((await images('team/app-cache'))[1].lastPulledAt).toBeGreaterThanOrEqual(t0);
+
+    expect((await request('DELETE', `/v2/team/app-cache/manifests/${b}`)).status).toBe(202);
+    expect((await images('team/app-cache')).map((i: { digest: string }) => i.digest)).not.toContain(b);
+    expect((await request('GET', '/__front/images?repository=nope')).status).toBe(404);
+  });
+});

@@ -21,6 +21,8 @@
  *   GET    /__front/events[?repository=R]  manifest writes and refusals, oldest first
  *   GET    /__front/traffic[?repository=R] bytes pulled and pushed (blobs, manifests) and requests, per repository
  *   POST   /__front/faults                 add a FaultRule (the fault suite); GET lists them with their hits; DELETE clears
+ *   GET    /__front/images?repository=R    the repository as ECR's DescribeImages would describe it (LedgerImage[]): the
+ *                                         manifests pushed through the front and not deleted, their tags, push and pull times
  *
  * Run: node -r ts-node/register/transpile-only registry-front.ts --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001
  */
@@ -64,6 +66,23 @@ export interface FaultRule {
 }
 
 interface ActiveRule extends FaultRule { seen: number; hit: number }
+
+/**
+ * One manifest of a repository as ECR's DescribeImages reports it, kept from the traffic the front forwarded: what the
+ * cache cleanup sees when the tests run it against a repository the engines wrote. Times are epoch milliseconds.
+ */
+export interface LedgerImage {
+  readonly digest: string;
+  readonly mediaType: string;
+  /** The sum of the layer sizes (ECR's imageSizeInBytes); 0 for an index. */
+  readonly sizeBytes: number;
+  /** An index's manifests. */
+  readonly children?: string[];
+  tags: string[];
+  readonly pushedAt: number;
+  /** The last time an engine (not an observer) read the manifest, by tag or by digest. */
+  lastPulledAt?: number;
+}
 
 /** Bytes through the front for one repository: what engines pulled and pushed (blobs and manifests). */
 export interface Traffic {
@@ -142,6 +161,8 @@ export class RegistryFront {
   private readonly repositories = new Map<string, TagMutability>();
   private readonly events: FrontEvent[] = [];
   private readonly traffic = new Map<string, Traffic>();
+  /** Per repository, the manifests pushed through the front and not deleted, by digest. */
+  private readonly ledger = new Map<string, Map<string, LedgerImage>>();
   private rules: ActiveRule[] = [];
   /** While set, every registry request's connection is dropped (a registry restarting). */
   private unavailableUntil = 0;
@@ -214,9 +235,44 @@ export class RegistryFront {
     if (kind === 'manifests' && req.method === 'DELETE') {
       const { status } = await this.forward(req, res);
       this.events.push({ method: 'DELETE', repository, reference, status, at: Date.now() });
+      if (status === 202) this.forget(repository, reference);
       return;
     }
-    await this.forward(req, res);
+    const { status, digest } = await this.forward(req, res);
+    if (kind === 'manifests' && req.method === 'GET' && status === 200 && !observer) this.pulled(repository, digest ?? reference);
+  }
+
+  /** A manifest write the registry accepted: a new image, or a tag moved onto one. */
+  private remember(repository: string, reference: string, digest: string, body: Buffer): void {
+    let images = this.ledger.get(repository);
+    if (!images) this.ledger.set(repository, images = new Map());
+    let image = images.get(digest);
+    if (!image) {
+      const parsed = JSON.parse(body.toString('utf8')) as { mediaType?: string; layers?: Array<{ size?: number }>; manifests?: Array<{ digest: string }> };
+      image = {
+        digest,
+        mediaType: parsed.mediaType ?? (parsed.manifests ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json'),
+        sizeBytes: (parsed.layers ?? []).reduce((n, l) => n + (l.size ?? 0), 0),
+        children: parsed.manifests?.map(m => m.digest),
+        tags: [],
+        pushedAt: Date.now(),
+      };
+      images.set(digest, image);
+    }
+    if (reference.startsWith('sha256:')) return;
+    for (const other of images.values()) other.tags = other.tags.filter(t => t !== reference);
+    image.tags.push(reference);
+  }
+
+  private pulled(repository: string, reference: string): void {
+    const images = this.ledger.get(repository);
+    const image = images?.get(reference) ?? [...images?.values() ?? []].find(i => i.tags.includes(reference));
+    if (image) image.lastPulledAt = Date.now();
+  }
+
+  /** A manifest deleted by digest (its tags go with it, as in ECR and in docker-registry). */
+  private forget(repository: string, digest: string): void {
+    this.ledger.get(repository)?.delete(digest);
   }
 
   private async putManifest(req: http.IncomingMessage, res: http.ServerResponse, repository: string, reference: string): Promise<void> {
@@ -241,6 +297,7 @@ export class RegistryFront {
       }
       const { status, digest } = await this.forward(req, res, body);
       this.events.push({ method: 'PUT', repository, reference, status, digest, at: Date.now() });
+      if (status === 201 && digest) this.remember(repository, reference, digest, body);
     };
     if (!immutable) return write();
     // One write at a time per tag: the check and the write of two racing pushes must not interleave.
@@ -350,6 +407,7 @@ export class RegistryFront {
         up.resume();
         up.on('end', () => {
           this.events.push({ method: 'DELETE', repository, reference: digest, status: up.statusCode ?? 0, refused: 'FAULT delete-after-read', at: Date.now() });
+          if (up.statusCode === 202) this.forget(repository, digest);
           resolve();
         });
       });
@@ -446,6 +504,11 @@ export class RegistryFront {
     if (path === 'traffic' && req.method === 'GET') {
       const repo = url.searchParams.get('repository');
       return json(res, 200, repo ? this.traffic.get(repo) ?? {} : Object.fromEntries(this.traffic));
+    }
+    if (path === 'images' && req.method === 'GET') {
+      const repo = url.searchParams.get('repository') ?? '';
+      if (!this.repositories.has(repo)) return json(res, 404, { error: `RepositoryNotFoundException: '${repo}'` });
+      return json(res, 200, [...this.ledger.get(repo)?.values() ?? []]);
     }
     if (path === 'events' && req.method === 'GET') {
       const repo = url.searchParams.get('repository');

@@ -18,17 +18,26 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { FaultRule } from '../fakes/registry-front';
+import { runCleanup } from '../../lambda/cache-cleanup';
+import { BuildScript } from '../../lib/build-script/build-script';
+import type { StrategyName } from '../../lib/build-script/engine';
+import { resolvePolicy } from '../../lambda/cache-cleanup/config';
+import type { CleanupReport } from '../../lambda/cache-cleanup/report';
+import { FakeBuild, FakeCodeBuild } from '../fakes/codebuild';
+import { ecrError, FakeEcr } from '../fakes/ecr';
+import { FaultRule, LedgerImage, OBSERVER_HEADER } from '../fakes/registry-front';
 import {
   BuildResult, Combo, Engine, EngineName, freshRepos, loadEngines, Project, Repos, runBuild, SINGLE, STRATEGY_COMBOS, tagDigest,
 } from './harness';
 
-type Phase = 'cache import' | 'app push' | 'cache export' | 'registry down' | 'cache deleted mid-build' | 'two builds at once';
+type Phase = 'cache import' | 'app push' | 'cache export' | 'registry down' | 'cache deleted mid-build' | 'two builds at once' | 'cleanup';
 
 interface FaultCase {
   readonly phase: Phase;
   readonly label: string;
   readonly rule?: Omit<FaultRule, 'repository'>;
+  /** A cache cleanup run against the cache repository: just before the build's first request, during its cache reads, or with ECR throttling it. */
+  readonly cleanup?: 'as it starts' | 'while it reads' | 'throttled';
 }
 
 const ALL = 10_000;
@@ -54,6 +63,13 @@ const CASES: readonly FaultCase[] = [
   { phase: 'registry down', label: 'registry restart as the build starts (5 s down)', rule: { fault: 'unavailable', direction: 'read', seconds: 5 } },
   { phase: 'cache deleted mid-build', label: 'cache manifest deleted after the import read it', rule: { fault: 'delete-after-read', direction: 'read' } },
   { phase: 'two builds at once', label: 'two builds of one branch at once' },
+  // The cleanup function's planner and deletions, on the repository the engines wrote (the front's DescribeImages view) and
+  // the suite's real build history, with the most aggressive policy: idle after 1 s, no untagged grace, no blast-radius
+  // limit, and no default-branch protection (the default branch is another one), so the build's refs are kept only
+  // because CodeBuild lists it IN_PROGRESS. The build must run exactly what its cache allows, as without the cleanup.
+  { phase: 'cleanup', label: 'cleanup run as the build starts (IN_PROGRESS)', cleanup: 'as it starts' },
+  { phase: 'cleanup', label: 'cleanup run while the build reads the cache', cleanup: 'while it reads' },
+  { phase: 'cleanup', label: "cleanup's view unreadable (DescribeImages throttled)", cleanup: 'throttled' },
 ];
 
 interface Outcome {
@@ -97,10 +113,67 @@ async function integrity(vars: Record<string, string>, repos: Repos, tag: string
   return undefined;
 }
 
+const CLEANUP_PROJECT = 'faults';
+
+interface CleanupRun {
+  readonly report?: CleanupReport;
+  readonly error?: string;
+  /** Digests the cleanup deleted (and the suite then deleted from the registry). */
+  readonly deleted: string[];
+}
+
+/**
+ * One cache cleanup run (the function's runCleanup) on the cache repository as the front describes it, with the suite's
+ * build history plus the build now running; what it deletes is then deleted from the registry, through the front.
+ */
+async function cleanupRun(vars: Record<string, string>, repos: Repos, history: readonly FakeBuild[], mode: FaultCase['cleanup']): Promise<CleanupRun> {
+  const name = repos.cache.slice(vars.CIB_REGISTRY.length + 1);
+  const res = await fetch(`${vars.CIB_REGISTRY_CONTROL}/images?repository=${encodeURIComponent(name)}`);
+  if (!res.ok) throw new Error(`front images ${name}: ${res.status}`);
+  const ledger = await res.json() as LedgerImage[];
+  const ecr = new FakeEcr({
+    repositoryName: name,
+    images: ledger.map(i => ({
+      digest: i.digest, tags: i.tags, sizeBytes: i.sizeBytes, pushedAt: i.pushedAt, lastPulledAt: i.lastPulledAt,
+      mediaType: i.mediaType, children: i.children,
+    })),
+  });
+  if (mode === 'throttled') ecr.failCall('DescribeImages', ecrError('ThrottlingException', 'Rate exceeded'));
+  const running: FakeBuild = { startTime: Date.now(), environmentVariables: [{ name: 'CACHE_BRANCH', value: 'main' }] };
+  const codebuild = new FakeCodeBuild({ projectName: CLEANUP_PROJECT, builds: [...history, running] });
+  let report: CleanupReport | undefined;
+  let error: string | undefined;
+  try {
+    report = await runCleanup({
+      repositoryName: name,
+      projectName: CLEANUP_PROJECT,
+      dryRun: false,
+      metricsNamespace: 'CachedImageBuild',
+      policy: resolvePolicy({ defaultBranchTag: 'release', idleTimeoutSeconds: 1, untaggedGracePeriodSeconds: 0, allowLargeDeletes: true }),
+    }, { ecr: ecr.client(), codebuild: codebuild.client(), now: Date.now, log: () => undefined });
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  const left = new Set(ecr.images().map(i => i.digest));
+  const deleted = ledger.filter(i => !left.has(i.digest)).map(i => i.digest);
+  for (const digest of deleted) {
+    const del = await fetch(`http://${vars.CIB_REGISTRY}/v2/${name}/manifests/${digest}`, { method: 'DELETE', headers: { [OBSERVER_HEADER]: '1' } });
+    if (del.status !== 202) throw new Error(`registry DELETE ${name}@${digest}: ${del.status}`);
+  }
+  return { report, error, deleted };
+}
+
+async function cacheRequests(vars: Record<string, string>, repos: Repos): Promise<number> {
+  const res = await fetch(`${vars.CIB_REGISTRY_CONTROL}/traffic?repository=${encodeURIComponent(repos.cache.slice(vars.CIB_REGISTRY.length + 1))}`);
+  return ((await res.json()) as { requests?: number }).requests ?? 0;
+}
+
 /** Two builds of one branch at once, on one engine (no wipe between), through the script as two processes. */
-function buildTwiceAtOnce(combo: Combo, engine: Engine, project: Project, repos: Repos, tags: [string, string]): Array<{ status: number; out: string }> {
+function buildTwiceAtOnce(
+  combo: Combo, engine: Engine, project: Project, repos: Repos, tags: [string, string],
+): Array<{ status: number; out: string }> {
   const script = path.join(project.dir, '..', `cib-twice-${process.pid}.sh`);
-  fs.writeFileSync(script, new (require('../../lib/build-script/build-script').BuildScript)({ strategy: combo.recipe }).renderScript());
+  fs.writeFileSync(script, new BuildScript({ strategy: combo.recipe as StrategyName }).renderScript());
   const run = (tag: string): string => `APP_REPOSITORY_URI=${repos.app} CACHE_REPOSITORY_URI=${repos.cache} IMAGE_TAG=${tag} CACHE_BRANCH=main `
     + `CIB_NETWORK=host CIB_WORK_DIR=$(mktemp -d) bash ${script} > ${project.dir}/../cib-${tag}.log 2>&1; echo $? > ${project.dir}/../cib-${tag}.rc`;
   engine.wipe();
@@ -124,8 +197,20 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
   const remember = (): void => {
     for (const k of project.stepKeys().values()) built.add(k);
   };
-  const build = (tag: string, mayFail = false): Promise<BuildResult> =>
-    runBuild({ combo, engine, project, repos, branch: 'main', tag, available: new Set(built), control: vars.CIB_REGISTRY_CONTROL, mayFail });
+  // The CodeBuild history the cleanup cases read: every build of this run, as CodeBuild reports a finished build.
+  const history: FakeBuild[] = [];
+  const build = async (tag: string, mayFail = false): Promise<BuildResult> => {
+    const startTime = Date.now();
+    const r = await runBuild({ combo, engine, project, repos, branch: 'main', tag, available: new Set(built), control: vars.CIB_REGISTRY_CONTROL, mayFail });
+    history.push({
+      startTime,
+      endTime: Math.max(Date.now(), startTime + 1),
+      buildStatus: r.status === 0 ? 'SUCCEEDED' : 'FAILED',
+      environmentVariables: [{ name: 'CACHE_BRANCH', value: 'main' }],
+      exportedEnvironmentVariables: Object.entries(r.exports).map(([name, value]) => ({ name, value })),
+    });
+    return r;
+  };
   try {
     await build('prime');
     remember();
@@ -157,6 +242,55 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
           }
         }
         integrityCell = lost ? 'BROKEN' : 'both run';
+      } else if (fault.cleanup) {
+        const keys = project.stepKeys();
+        const mayRun = project.layout.steps.map(x => x.id).filter(id => !keysBefore.has(keys.get(id)!));
+        let cleanup: Promise<CleanupRun>;
+        let r: BuildResult;
+        if (fault.cleanup === 'while it reads') {
+          const before = await cacheRequests(vars, repos);
+          let done = false;
+          const running = build(`f${n}`, true).finally(() => {
+            done = true;
+          });
+          // As soon as the build's first request reaches the cache repository.
+          while (!done && await cacheRequests(vars, repos) === before) await new Promise(resolve => setTimeout(resolve, 20));
+          cleanup = cleanupRun(vars, repos, history, fault.cleanup);
+          r = await running;
+        } else {
+          cleanup = cleanupRun(vars, repos, history, fault.cleanup);
+          await cleanup;
+          r = await build(`f${n}`, true);
+        }
+        const c = await cleanup;
+        faultedOk = r.status === 0;
+        const kept = Object.entries(c.report?.keptByReason ?? {}).map(([k, v]) => `${v} ${k}`).join(', ');
+        buildCell = `${faultedOk ? 'succeeded' : `failed (exit ${r.status})`}; cleanup ${c.error ? `failed: ${c.error.slice(0, 70)}` : `deleted ${c.deleted.length}, kept ${kept || 'nothing'}`}`;
+        if (!faultedOk) {
+          held = false;
+          why.push(`the build failed beside a cleanup: ${r.log.split('\n').filter(l => /ERROR/.test(l)).slice(-2).join(' | ')}`);
+        }
+        const extra = r.executed.filter(id => !mayRun.includes(id));
+        if (faultedOk && extra.length > 0) {
+          held = false;
+          why.push(`the cleanup took cache the running build needed: it ran ${extra} again`);
+        }
+        if (fault.cleanup === 'throttled' && !(c.error?.includes('cannot read repository') && c.deleted.length === 0)) {
+          held = false;
+          why.push(`an unreadable repository must stop the cleanup with an error and no deletion: ${c.error ?? 'no error'}, ${c.deleted.length} deleted`);
+        }
+        if (fault.cleanup !== 'throttled' && !c.report?.buildsRunning) {
+          held = false;
+          why.push(`the cleanup did not see the running build: ${c.error ?? JSON.stringify(c.report)}`);
+        }
+        if (faultedOk) {
+          const broken = await integrity(vars, repos, `f${n}`, r, project.app);
+          integrityCell = broken ? 'BROKEN' : 'runs as built';
+          if (broken) {
+            lost = true;
+            why.push(broken);
+          }
+        }
       } else {
         const target = fault.phase === 'app push' ? repos.app : repos.cache;
         await control(vars, 'POST', 'faults', { ...fault.rule, repository: target.slice(vars.CIB_REGISTRY.length + 1) });

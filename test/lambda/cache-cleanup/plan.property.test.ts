@@ -157,6 +157,12 @@ describe('plan properties', () => {
         if (reason === KeepReason.IN_USE_BY_RUNNING_BUILD) expect(image.tags.some(t => usage.refsInUse?.has(t))).toBe(true);
         if (reason === KeepReason.ARCHIVED_MINIMUM_STORAGE) expect([archived(image), archivedLongEnough(image)]).toEqual([true, false]);
         if (reason === KeepReason.RESTORING) expect(statusOf(image)).toBe('ACTIVATING');
+        if (reason === KeepReason.UNTAG_TIME_EVIDENCE) {
+          // Its push bounds the untag time of an untagged manifest the plan keeps in its grace (and nothing else did).
+          expect(image.tags.length).toBeGreaterThan(0);
+          expect(p.keep.some(k => k.reason === KeepReason.UNTAGGED_IN_GRACE && ownUseOf(k.image, policy) < graceCutoff
+            && untagBound(k.image, images, usage) === image.pushedAt)).toBe(true);
+        }
       }
     }), RUNS);
   });

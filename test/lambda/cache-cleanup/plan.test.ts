@@ -324,6 +324,23 @@ describe('plan: fail safe (history unavailable)', () => {
   });
 });
 
+describe('plan: the evidence of an untag time stays while the grace it bounds runs', () => {
+  test('an archived tagged image whose push is the only bound on when an untagged manifest lost its tag is kept, and the next run agrees', () => {
+    // Fail safe: the untagged manifest lost its tag no later than the latest push of a tagged image, 100 days ago, inside a
+    // 120-day grace. That image is archived past ECR's minimum (deletable); deleting it would let the next run count the
+    // grace from the manifest's own push, 200 days ago.
+    const holder = image('holder', { tags: ['main'], pushedAt: NOW - 100 * DAY, status: 'ARCHIVED', lastArchivedAt: NOW - 95 * DAY });
+    const loose = image('loose', { pushedAt: NOW - 200 * DAY });
+    const grace = policy({ untaggedGracePeriodSeconds: 120 * 24 * 3600 });
+    const first = plan([holder, loose], HISTORY_UNAVAILABLE, grace, NOW);
+    expect([reasonOf(first, holder), reasonOf(first, loose)]).toEqual([KeepReason.UNTAG_TIME_EVIDENCE, KeepReason.UNTAGGED_IN_GRACE]);
+    expect(plan([holder, loose], HISTORY_UNAVAILABLE, grace, NOW).delete).toEqual([]);
+    // Once the grace has run out, both go.
+    const later = plan([holder, loose], HISTORY_UNAVAILABLE, grace, NOW + 30 * DAY);
+    expect(later.delete.map(e => e.reason).sort()).toEqual([DeleteReason.ARCHIVED, DeleteReason.UNTAGGED_PAST_GRACE]);
+  });
+});
+
 describe('plan: input', () => {
   test('rejects a digest listed twice', () => {
     expect(() => plan([image('a'), image('a')], usage(), policy(), NOW)).toThrow(/duplicate image digest sha256:/);
