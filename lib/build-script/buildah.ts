@@ -63,9 +63,9 @@ cib_engine_build() {
   # no io.buildah.version label: the image is the one the docker strategies would push.
   cib_buildah build --layers --format docker --identity-label=false "\${CIB_TLS[@]}" "\${args[@]}" "\${cache_to[@]}" "\${CIB_FLAGS[@]}" \\
     --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | cib_timestamp "$CIB_WORK_DIR/build.tlog" | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
-  if [ "$status" -ne 0 ] && [ "\${#cache_to[@]}" -gt 0 ] && grep -qi 'pushing cache' "$CIB_WORK_DIR/build.log"; then
+  if [ "$status" -ne 0 ] && [ "\${#cache_to[@]}" -gt 0 ] && cib_buildah_cache_push_failed "$CIB_WORK_DIR/build.log"; then
     # A failed cache export must not fail the build: build again without --cache-to (local layers hit).
-    cib_warn 'cache export failed; building again without --cache-to'
+    cib_warn "cache export failed ($(cib_buildah_error "$CIB_WORK_DIR/build.log" | head -c 300)); building again without --cache-to"
     cib_state_set CIB_CACHE_PUSH_FAILED 1
     status=0
     cib_buildah build --layers --format docker --identity-label=false "\${CIB_TLS[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" > "$CIB_WORK_DIR/rebuild.log" 2>&1 \\
@@ -73,10 +73,46 @@ cib_engine_build() {
   fi
   [ "$status" -eq 0 ] || cib_die "buildah build failed (exit $status)"
   cib_buildah_tls "$APP_REPOSITORY_URI"
-  cib_buildah push "\${CIB_TLS[@]}" --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2
+  cib_buildah push "\${CIB_TLS[@]}" --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2 \\
+    || cib_die "buildah push $IMAGE_URI failed (exit $?)"
   cib_state_set IMAGE_DIGEST "$(cat "$CIB_WORK_DIR/digest")"
   # buildah's refs are the step tags it pulled: what the cleanup must keep alive.
   cib_state_set CACHE_REFS_READ "$(sed -n 's/^--> Cache pulled from remote .*:\\([0-9a-f]\\{64\\}\\)$/\\1/p' "$CIB_WORK_DIR/build.log" | paste -sd , -)"
+  : > "$CIB_WORK_DIR/restored-refs"
+  if [ "\${#cache_to[@]}" -gt 0 ] && [ -z "\${CIB_CACHE_PUSH_FAILED:-}" ]; then cib_buildah_restore_refs; fi
+}
+
+# buildah's final error line: what stopped it.
+cib_buildah_error() {
+  grep -E '^(Error|error):? ' "$1" | tail -n 1
+}
+
+# Whether buildah stopped because a cache push failed, told by what failed (its final error), not by what it printed before:
+# it prints "Pushing cache" for every step whose cache it pushed, and a step that fails later says "building at STEP".
+cib_buildah_cache_push_failed() {
+  local error
+  error=$(cib_buildah_error "$1")
+  [[ $error == *'pushing cache to'* && $error != *'building at STEP'* ]]
+}
+
+# buildah pushes the cache of the steps it ran, never of those it pulled: a step tag deleted while this build read it (by a
+# cleanup, by a person) would stay missing, and every later build would run that step and all after it. Each step tag this
+# build read that is gone (one HEAD a tag) is pushed back from the copy the build pulled.
+cib_buildah_restore_refs() {
+  local tag status
+  cib_buildah_tls "$CACHE_REPOSITORY_URI"
+  for tag in \${CACHE_REFS_READ//,/ }; do
+    status=0
+    cib_remote_digest "$CACHE_REPOSITORY_URI:$tag" > /dev/null || status=$?
+    [ "$status" -eq 1 ] || continue
+    if cib_buildah push "\${CIB_TLS[@]}" "$CACHE_REPOSITORY_URI:$tag" "docker://$CACHE_REPOSITORY_URI:$tag" > "$CIB_WORK_DIR/restore.log" 2>&1; then
+      cib_log "cache step $tag was gone from the cache repository: pushed back"
+      printf '%s\\n' "$tag" >> "$CIB_WORK_DIR/restored-refs"
+    else
+      cib_warn "cache step $tag is gone from the cache repository and could not be pushed back: $(tail -n 1 "$CIB_WORK_DIR/restore.log" | head -c 300)"
+      cib_state_set CIB_CACHE_PUSH_FAILED 1
+    fi
+  done
 }
 
 cib_engine_cache_push() {
@@ -111,6 +147,7 @@ cib_engine_cache_bytes() {
 # The step tags buildah pushed (content-addressed, shared by all branches).
 cib_engine_written_refs() {
   sed -n 's/^--> Pushing cache .*:\\([0-9a-f]\\{64\\}\\)$/\\1/p' "$CIB_WORK_DIR/build.log"
+  cat "$CIB_WORK_DIR/restored-refs" 2>/dev/null || true
 }`,
   };
 }

@@ -495,3 +495,46 @@ describe('no silent or misleading outcome', () => {
     expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'cache-report.json'), 'utf8')).branch).toBe(branch);
   });
 });
+
+describe('buildah, stand-in engine (real buildah 1.28 logs)', () => {
+  const logs = (...names: string[]): string => names.map(n => path.join(FIXTURES, 'logs', n)).join(':');
+  const builds = (r: Run): string[] => r.calls.filter(c => c.startsWith('buildah build'));
+
+  test('a step that fails after steps pushed their cache fails the build with the step\'s error, not as a cache export failure', () => {
+    const r = run({ strategy: 'buildah' }, {
+      CACHE_BRANCH: 'main', FAKE_BUILDAH_LOGS: logs('real-buildah-step-fails-after-cache-push.log', 'real-buildah-steps-pulled.log'),
+      FAKE_BUILDAH_EXITS: '3,0',
+    });
+    expect(r.status).toBe(1);
+    expect(builds(r)).toHaveLength(1);
+    expect(r.stderr).toContain('Error: building at STEP "RUN exit 3": while running runtime: exit status 3');
+    expect(r.stderr).toContain('ERROR: buildah build failed (exit 3)');
+    expect(r.stderr).not.toContain('cache export failed');
+  });
+
+  test('a failed cache push warns, builds again without --cache-to and succeeds, with the export reported failed', () => {
+    const r = run({ strategy: 'buildah' }, {
+      CACHE_BRANCH: 'main', FAKE_BUILDAH_LOGS: logs('real-buildah-cache-push-fails.log', 'real-buildah-steps-pulled.log'),
+      FAKE_BUILDAH_EXITS: '125,0',
+    });
+    expect(r.status).toBe(0);
+    expect(builds(r)).toHaveLength(2);
+    expect(builds(r)[0]).toContain(`--cache-to ${CACHE}`);
+    expect(builds(r)[1]).not.toContain('--cache-to');
+    expect(r.stderr).toMatch(/WARNING: cache export failed \(Error: failed pushing cache to .*500 Internal Server Error\); building again/);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'work', 'cache-report.json'), 'utf8')).verdict).toMatch(/cache export FAILED/);
+  });
+
+  test('a step tag the build read and that is gone from the cache repository is pushed back from the pulled copy', () => {
+    const kept = 'b2f0e996d614888a14fd70068e45cc7d64a932ab8287f81d648c58ea2923c5dd';
+    const gone = '1b846eebcb9946c45d9e3fb8907f546e0e2831792800263204bea32d7dd8449b';
+    fs.mkdirSync(path.join(tmp, 'registry', CACHE), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'registry', CACHE, kept), `sha256:${'1'.repeat(64)}`);
+    const r = run({ strategy: 'buildah' }, { CACHE_BRANCH: 'main', FAKE_BUILDAH_LOGS: logs('real-buildah-steps-pulled.log') }, undefined, true);
+    expect(r.status).toBe(0);
+    const pushes = r.calls.filter(c => c.startsWith('buildah push') && c.includes(CACHE));
+    expect(pushes).toEqual([`buildah push ${CACHE}:${gone} docker://${CACHE}:${gone}`]);
+    expect(r.stderr).toContain(`cache step ${gone} was gone from the cache repository: pushed back`);
+    expect(r.exports.CACHE_REFS_READ).toBe(`${gone},${kept}`);
+  });
+});
