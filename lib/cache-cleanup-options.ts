@@ -77,8 +77,9 @@ export function validateCleanupOptions(path: string, o: CacheCleanupOptions, own
   if (o.idleTimeout && !o.idleTimeout.isUnresolved() && minutes(o.idleTimeout) < 60) {
     fail(`idleTimeout must be at least 1 hour, got ${o.idleTimeout.toHumanString()}`);
   }
-  if (o.untaggedGracePeriod && !o.untaggedGracePeriod.isUnresolved() && minutes(o.untaggedGracePeriod) < 0) {
-    fail(`untaggedGracePeriod must not be negative, got ${o.untaggedGracePeriod.toHumanString()}`);
+  if (o.untaggedGracePeriod && !o.untaggedGracePeriod.isUnresolved() && minutes(o.untaggedGracePeriod) < 60) {
+    fail(`untaggedGracePeriod must be at least 1 hour (a build that resolved a tag before it moved may still be fetching the `
+      + `manifest it named), got ${o.untaggedGracePeriod.toHumanString()}`);
   }
   const int = (name: string, v: number | undefined) => {
     if (v !== undefined && !Token.isUnresolved(v) && (!Number.isInteger(v) || v < 1)) fail(`${name} must be an integer >= 1, got ${v}`);

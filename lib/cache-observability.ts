@@ -2,10 +2,11 @@ import { Duration, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import { Construct } from 'constructs';
-import { CleanupMetric, CleanupMetricDimension, DEFAULT_METRICS_NAMESPACE, DeleteReason } from '../lambda/cache-cleanup/contract';
+import { CleanupMetric, CleanupMetricDimension, DeleteReason } from '../lambda/cache-cleanup/contract';
+import { buildMetricsNamespace } from './build-script/build-script';
 import { CacheCleanup } from './cache-cleanup';
 
-/** The metrics each build publishes (one `put-metric-data` call a build, namespace `CachedImageBuild`). */
+/** The metrics each build publishes (one `put-metric-data` call a build, in its project's namespace `CachedImageBuild/<project>`). */
 export enum BuildMetric {
   /** Cached steps / all steps of the build, 0..1 (unit None). */
   CACHE_HIT_RATIO = 'CacheHitRatio',
@@ -137,12 +138,15 @@ export function validateObservabilityOptions(path: string, metrics: boolean, ala
   }
 }
 
-/** A build metric of one project and branch (namespace `CachedImageBuild`); Average over 5 minutes unless `options` say otherwise. */
+/**
+ * A build metric of one project and branch (namespace `CachedImageBuild/<project>`, where only that project's role may
+ * publish); Average over 5 minutes unless `options` say otherwise.
+ */
 export function cacheBuildMetric(projectName: string, branch: string, metricName: string, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
   return new cloudwatch.Metric({
     statistic: cloudwatch.Stats.AVERAGE,
     ...options,
-    namespace: DEFAULT_METRICS_NAMESPACE,
+    namespace: buildMetricsNamespace(projectName),
     metricName,
     dimensionsMap: { [BuildMetricDimension.PROJECT]: projectName, [BuildMetricDimension.BRANCH]: branch },
   });
@@ -340,7 +344,8 @@ export class CacheObservability extends Construct {
     const { PROJECT, BRANCH } = BuildMetricDimension;
     const branch = this.props.defaultBranch;
     const not = /["'\\]/.test(branch) ? '' : ` NOT ${BRANCH}="${branch}"`;
-    const query = `{${DEFAULT_METRICS_NAMESPACE},${BRANCH},${PROJECT}} MetricName="${metricName}" ${PROJECT}="${this.props.project.projectName}"${not}`;
+    const project = this.props.project.projectName;
+    const query = `{${buildMetricsNamespace(project)},${BRANCH},${PROJECT}} MetricName="${metricName}" ${PROJECT}="${project}"${not}`;
     return new cloudwatch.MathExpression({
       expression: `SEARCH('${query}', '${statistic}', ${BUILD_PERIOD.toSeconds()})`,
       label: "${PROP('Dim.Branch')}",

@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { CfnResource, Duration, Fn, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, CfnResource, Duration, Fn, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
@@ -15,8 +15,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { DEFAULT_METRICS_NAMESPACE } from '../lambda/cache-cleanup/contract';
-import { assertInlineBuildSpecFits, BuildScript, ScriptDelivery } from './build-script/build-script';
+import { assertInlineBuildSpecFits, BUILD_METRICS_NAMESPACE_PREFIX, buildMetricsNamespace, BuildScript, ScriptDelivery } from './build-script/build-script';
 import { BUILD_ARG_NAME, SECRET_ID } from './build-script/config';
 import { branchTag, invalidBranchReason } from './build-script/cache-refs';
 import { CacheCleanup } from './cache-cleanup';
@@ -123,8 +122,9 @@ export interface CachedImageBuildProps {
 
   /**
    * Whether each build publishes its cache metrics (CacheHitRatio, StepsExecuted, StepsCached, CacheBytesPushed,
-   * BuildSeconds; dimensions Project and Branch) in the `CachedImageBuild` namespace, with one `put-metric-data` call.
-   * The project role may then put metrics in that namespace only. A failure to publish warns and never fails the build.
+   * BuildSeconds; dimensions Project and Branch) in the project's own namespace, `CachedImageBuild/<project name>`, with one
+   * `put-metric-data` call. The project role may then put metrics in that namespace only, so no build can publish another
+   * project's metrics or the cleanup's. A failure to publish warns and never fails the build.
    * @default true
    */
   readonly metrics?: boolean;
@@ -298,11 +298,12 @@ export class CachedImageBuild extends Construct {
     // needs decrypt too. (Granting GetSecretValue again per secret would double the role policy: IAM caps it at 10,240.)
     for (const secret of Object.values(props.buildSecrets ?? {})) secret.encryptionKey?.grantDecrypt(this.project);
     if (metrics) {
-      // PutMetricData has no resource-level permissions: the namespace condition is the scope.
+      // PutMetricData has no resource-level permissions: the namespace condition is the only scope there is (no condition key
+      // covers dimensions), so each project publishes in a namespace of its own, which only its role may write.
       this.project.addToRolePolicy(new iam.PolicyStatement({
         actions: ['cloudwatch:PutMetricData'],
         resources: ['*'],
-        conditions: { StringEquals: { 'cloudwatch:namespace': DEFAULT_METRICS_NAMESPACE } },
+        conditions: { StringEquals: { 'cloudwatch:namespace': buildMetricsNamespace(this.project.projectName) } },
       }));
     }
     if (props.cleanup?.enabled !== false) {
@@ -350,7 +351,8 @@ export class CachedImageBuild extends Construct {
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; PutMetricData is limited '
-        + `to the ${DEFAULT_METRICS_NAMESPACE} namespace by a cloudwatch:namespace condition, every other ECR action to the two repositories`,
+        + `to the project's own ${BUILD_METRICS_NAMESPACE_PREFIX}<project> namespace by a cloudwatch:namespace condition, every other ECR `
+        + 'action to the two repositories',
     });
     // cdk-nag names a finding by the resolved resource: literals where the stack's environment is known.
     const stack = Stack.of(this);
@@ -397,6 +399,8 @@ export class CachedImageBuild extends Construct {
     if (branch !== undefined && !Token.isUnresolved(branch) && invalidBranchReason(branch)) {
       throw new Error(`${this.node.path}: branch '${branch}' is not a valid branch name: ${invalidBranchReason(branch)}`);
     }
+    const dimension = branch !== undefined && !Token.isUnresolved(branch) ? dimensionValueProblem(branch) : undefined;
+    if (dimension) throw new Error(`${this.node.path}: branch ${dimension}`);
     return cacheBuildMetric(this.project.projectName, branch ?? this.defaultBranch, metricName, options);
   }
 
@@ -421,6 +425,21 @@ export class CachedImageBuild extends Construct {
     });
   }
 
+  /** Read-only globs that silently stop every cache write, or the default branch's: legal, and almost surely a mistake. */
+  private warnReadOnlyBranches(globs: readonly string[]): void {
+    for (const glob of globs) {
+      if (Token.isUnresolved(glob)) continue;
+      const re = shellGlobRegExp(glob);
+      if (re.test('') && re.test('any/branch-name.1')) {
+        Annotations.of(this).addWarningV2('cdk-cached-image-build:readOnlyEveryBranch', `readOnlyBranches '${glob}' matches every branch: `
+          + 'no build will ever write cache (to say so, set cacheWrite: false instead)');
+      } else if (!Token.isUnresolved(this.defaultBranch) && re.test(this.defaultBranch)) {
+        Annotations.of(this).addWarningV2('cdk-cached-image-build:readOnlyDefaultBranch', `readOnlyBranches '${glob}' matches the default `
+          + `branch '${this.defaultBranch}': it will never write cache, and every branch falls back to the default branch's cache`);
+      }
+    }
+  }
+
   private validate(props: CachedImageBuildProps): { context: string; dockerfile: string } {
     const fail = (msg: string): never => {
       throw new Error(`${this.node.path}: ${msg}`);
@@ -428,13 +447,19 @@ export class CachedImageBuild extends Construct {
     const rel = (name: string, v: string): string => {
       if (Token.isUnresolved(v)) fail(`${name} must be a literal path, got a token`);
       if (v.length === 0) fail(`${name} must not be empty`);
+      // eslint-disable-next-line no-control-regex
+      if (/[\u0000-\u001f\u007f]/.test(v)) fail(`${name} must be one line without control characters, got ${JSON.stringify(v)}`);
       if (path.posix.isAbsolute(v)) fail(`${name} must be relative to the source root, got '${v}'`);
       const n = path.posix.normalize(v);
       if (n === '..' || n.startsWith('../')) fail(`${name} must stay inside the source root, got '${v}'`);
+      if (n.startsWith('-')) fail(`${name} '${v}' starts with '-', which an engine reads as an option: rename it`);
       return n;
     };
     const context = rel('context', props.context ?? '.');
     const dockerfile = rel('dockerfile', props.dockerfile ?? path.posix.join(context, 'Dockerfile'));
+    if (dockerfile === '.' || dockerfile === context || (props.dockerfile ?? '').endsWith('/')) {
+      fail(`dockerfile must name a file, got '${props.dockerfile}' (e.g. '${path.posix.join(context, 'Dockerfile')}')`);
+    }
     if (context !== '.' && !dockerfile.startsWith(`${context}/`)) {
       fail(`dockerfile '${props.dockerfile}' is outside the context '${props.context}': paths are relative to the source root`);
     }
@@ -442,10 +467,13 @@ export class CachedImageBuild extends Construct {
     if (branch !== undefined && !Token.isUnresolved(branch)) {
       const why = invalidBranchReason(branch);
       if (why) fail(`defaultBranch '${branch}' is not a valid branch name: ${why}`);
+      const dimension = dimensionValueProblem(branch);
+      if ((props.metrics ?? true) && dimension) fail(`defaultBranch ${dimension}`);
     }
     for (const p of props.readOnlyBranches ?? []) {
       if (!Token.isUnresolved(p) && (p.length === 0 || /\s/.test(p))) fail(`readOnlyBranches entries must be non-empty globs without spaces, got '${p}'`);
     }
+    this.warnReadOnlyBranches(props.readOnlyBranches ?? []);
     if (props.cacheWrite === false && (props.readOnlyBranches ?? []).length > 0) {
       fail('readOnlyBranches has no effect when cacheWrite is false: remove one of them');
     }
@@ -490,6 +518,43 @@ export class CachedImageBuild extends Construct {
     validateCleanupOptions(this.node.path, props.cleanup ?? {});
     validateObservabilityOptions(this.node.path, props.metrics ?? true, props.cacheHitAlarm ?? {}, props.dashboard ?? {});
     return { context, dockerfile };
+  }
+}
+
+/**
+ * What is wrong with `value` as a CloudWatch dimension value for an alarm, or undefined: AWS::CloudWatch::Alarm takes 1–255
+ * characters, and CloudWatch takes ASCII only (see test/aws-contract.md CW4).
+ */
+function dimensionValueProblem(value: string): string | undefined {
+  if (value.length > 255) return `is ${value.length} characters; as the Branch dimension of the build metrics' alarm it may have at most 255`;
+  // eslint-disable-next-line no-control-regex
+  if (/[^\u0000-\u007f]/.test(value)) return `'${value}' is not ASCII; CloudWatch dimension values (the Branch of the build metrics) must be`;
+  return undefined;
+}
+
+/** A bash `[[ x == glob ]]` pattern (the script's read-only test) as a regular expression: `*`, `?` and `[...]` classes. */
+function shellGlobRegExp(glob: string): RegExp {
+  let out = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*') out += '[\\s\\S]*';
+    else if (c === '?') out += '[\\s\\S]';
+    else if (c === '[' && glob.indexOf(']', i + 2) > 0) {
+      const end = glob.indexOf(']', i + 2);
+      let body = glob.slice(i + 1, end);
+      if (body.startsWith('!') || body.startsWith('^')) body = `^${body.slice(1)}`;
+      out += `[${body.replace(/\\/g, '\\\\')}]`;
+      i = end;
+    } else if (c === '\\' && i + 1 < glob.length) {
+      out += glob[++i].replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    } else {
+      out += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    }
+  }
+  try {
+    return new RegExp(`^${out}$`);
+  } catch {
+    return /$^/; // a class bash would read differently (e.g. [z-a]): no warning rather than a wrong one
   }
 }
 

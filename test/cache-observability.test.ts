@@ -6,7 +6,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { DEFAULT_METRICS_NAMESPACE, DeleteReason } from '../lambda/cache-cleanup/contract';
 import { BuildMetric, BuildMetricDimension, CachedImageBuild, CachedImageBuildProps } from '../lib';
-import { BUILD_METRICS, BUILD_METRICS_NAMESPACE } from '../lib/build-script/build-script';
+import { BUILD_METRICS, buildMetricsNamespace } from '../lib/build-script/build-script';
 import { projectStatements, Setup, synth } from './synth';
 
 type AlarmProps = {
@@ -53,7 +53,9 @@ const REPOSITORY = '<BuildRepositoriesCacheC46EB7B9>';
 describe('the build metrics contract', () => {
   test('names, namespace and dimensions are the ones the build script publishes', () => {
     expect(Object.values(BuildMetric)).toEqual([...BUILD_METRICS]);
-    expect(BUILD_METRICS_NAMESPACE).toBe(DEFAULT_METRICS_NAMESPACE);
+    // Each project publishes in a namespace of its own; the cleanup's is the shared one, which no build role may write.
+    expect(buildMetricsNamespace('web')).toBe('CachedImageBuild/web');
+    expect(DEFAULT_METRICS_NAMESPACE).toBe('CachedImageBuild');
     expect(BuildMetricDimension).toEqual({ PROJECT: 'Project', BRANCH: 'Branch' });
   });
 
@@ -66,11 +68,11 @@ describe('the build metrics contract', () => {
 });
 
 describe('permission to publish', () => {
-  test('PutMetricData only in the CachedImageBuild namespace', () => {
+  test("PutMetricData only in the project's own namespace: no build can publish another project's metrics or the cleanup's", () => {
     const star = projectStatements(synth().t).filter(s => s.Resource === '*');
     expect(star).toContainEqual({
       Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*',
-      Condition: { StringEquals: { 'cloudwatch:namespace': 'CachedImageBuild' } },
+      Condition: { StringEquals: { 'cloudwatch:namespace': { 'Fn::Join': ['', ['CachedImageBuild/', { Ref: expect.stringMatching(/^BuildProject/) }]] } } },
     });
     expect(star.filter(s => [s.Action].flat().some(a => a.startsWith('cloudwatch:')))).toHaveLength(1);
   });
@@ -95,8 +97,9 @@ describe('the cache hit alarm', () => {
     expect(expression).toMatchObject({ Expression: 'IF(builds >= 4, ratio, 1)', ReturnData: true });
     const byId = Object.fromEntries(alarm.Metrics.filter(m => m.MetricStat).map(m => [m.Id, m.MetricStat!]));
     const dims = [{ Name: 'Branch', Value: 'main' }, { Name: 'Project', Value: { Ref: expect.stringMatching(/^BuildProject/) } }];
-    expect(byId.ratio).toEqual({ Metric: { Namespace: 'CachedImageBuild', MetricName: 'CacheHitRatio', Dimensions: dims }, Period: 86400, Stat: 'Average' });
-    expect(byId.builds).toEqual({ Metric: { Namespace: 'CachedImageBuild', MetricName: 'CacheHitRatio', Dimensions: dims }, Period: 86400, Stat: 'SampleCount' });
+    const ns = { 'Fn::Join': ['', ['CachedImageBuild/', { Ref: expect.stringMatching(/^BuildProject/) }]] };
+    expect(byId.ratio).toEqual({ Metric: { Namespace: ns, MetricName: 'CacheHitRatio', Dimensions: dims }, Period: 86400, Stat: 'Average' });
+    expect(byId.builds).toEqual({ Metric: { Namespace: ns, MetricName: 'CacheHitRatio', Dimensions: dims }, Period: 86400, Stat: 'SampleCount' });
     expect(alarm.AlarmDescription).toMatch(/'main' builds averaged below 0.5 over at least 4 builds in 1 day/);
   });
 
@@ -182,16 +185,16 @@ describe('the dashboard', () => {
   test('build metrics: the default branch as a metric, the other branches by SEARCH, the threshold as an annotation', () => {
     const widgets = dashboard(synth().t);
     const ratio = titled(widgets, 'Cache hit ratio per build')!;
-    expect(ratio.properties.metrics![0]).toEqual(['CachedImageBuild', 'CacheHitRatio', 'Branch', 'main', 'Project', PROJECT, { label: 'main' }]);
+    expect(ratio.properties.metrics![0]).toEqual([`CachedImageBuild/${PROJECT}`, 'CacheHitRatio', 'Branch', 'main', 'Project', PROJECT, { label: 'main' }]);
     expect(ratio.properties.metrics![1]).toEqual([{
-      expression: `SEARCH('{CachedImageBuild,Branch,Project} MetricName="CacheHitRatio" Project="${PROJECT}" NOT Branch="main"', 'Average', 300)`,
+      expression: `SEARCH('{CachedImageBuild/${PROJECT},Branch,Project} MetricName="CacheHitRatio" Project="${PROJECT}" NOT Branch="main"', 'Average', 300)`,
       label: "${PROP('Dim.Branch')}",
     }]);
     expect(ratio.properties.annotations!.horizontal).toEqual([expect.objectContaining({ value: 0.5 })]);
     const steps = titled(widgets, 'Steps per build (main)')!;
     expect(steps.properties.metrics!.map(row => row.slice(0, 6))).toEqual([
-      ['CachedImageBuild', 'StepsExecuted', 'Branch', 'main', 'Project', PROJECT],
-      ['CachedImageBuild', 'StepsCached', 'Branch', 'main', 'Project', PROJECT],
+      [`CachedImageBuild/${PROJECT}`, 'StepsExecuted', 'Branch', 'main', 'Project', PROJECT],
+      [`CachedImageBuild/${PROJECT}`, 'StepsCached', 'Branch', 'main', 'Project', PROJECT],
     ]);
     expect(steps.properties.stacked).toBe(true);
     const pushed = titled(widgets, 'Cache bytes pushed per build')!;
@@ -288,7 +291,7 @@ describe('metric helpers', () => {
   ] as const)('%s: the default branch by default, any branch on request', (method, metricName) => {
     const { stack, build } = synth({ defaultBranch: 'trunk' });
     const m = build[method]();
-    expect(m.namespace).toBe('CachedImageBuild');
+    expect(stack.resolve(m.namespace)).toEqual({ 'Fn::Join': ['', ['CachedImageBuild/', { Ref: expect.stringMatching(/^BuildProject/) }]] });
     expect(m.metricName).toBe(metricName);
     expect(m.statistic).toBe('Average');
     expect(stack.resolve(m.dimensions)).toEqual({ Project: { Ref: expect.stringMatching(/^BuildProject/) }, Branch: 'trunk' });

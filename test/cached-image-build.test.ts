@@ -1,6 +1,6 @@
 import { createHash } from 'crypto';
 import { App, CfnParameter, CfnWaitConditionHandle, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as actions from 'aws-cdk-lib/aws-codepipeline-actions';
@@ -165,14 +165,14 @@ describe('the CodeBuild project', () => {
     expect(() => synth({ strategy: CacheStrategy.buildah(), buildImage: codebuild.LinuxBuildImage.STANDARD_8_0 })).not.toThrow();
   });
 
-  test('the role can push only to its two repositories; on * only GetAuthorizationToken and PutMetricData in our namespace', () => {
+  test("the role can push only to its two repositories; on * only GetAuthorizationToken and PutMetricData in the project's namespace", () => {
     const { t } = synth();
     const statements = projectStatements(t);
     const star = statements.filter(s => s.Resource === '*');
     expect(star.flatMap(actionsOf).sort()).toEqual(['cloudwatch:PutMetricData', 'ecr:GetAuthorizationToken']);
     expect(star.find(s => actionsOf(s).includes('cloudwatch:PutMetricData'))).toEqual({
       Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*',
-      Condition: { StringEquals: { 'cloudwatch:namespace': 'CachedImageBuild' } },
+      Condition: { StringEquals: { 'cloudwatch:namespace': { 'Fn::Join': ['', ['CachedImageBuild/', { Ref: expect.stringMatching(/^BuildProject/) }]] } } },
     });
     expect(star.find(s => actionsOf(s).includes('ecr:GetAuthorizationToken'))!.Condition).toBeUndefined();
     const push = statements.filter(s => actionsOf(s).includes('ecr:PutImage'));
@@ -312,7 +312,18 @@ describe('validation names the prop and the value', () => {
     ['long timeout', { timeout: Duration.hours(37) }, /timeout must be a whole number of minutes from 5 minutes to 36 hours, got 1 day 13 hours/],
     ['timeout in seconds', { timeout: Duration.seconds(330) }, /timeout must be a whole number of minutes .* got 5 minutes 30 seconds/],
     ['project name', { projectName: 'bad name!' }, /projectName must be 2-150 of \[A-Za-z0-9_-\] starting with a letter or digit, got 'bad name!'/],
-    ['keep count', { repositoryOptions: { keepTaggedImages: 0 } }, /keepTaggedImages must be an integer >= 1, got 0/],
+    ['keep count', { repositoryOptions: { keepTaggedImages: 0 } }, /keepTaggedImages must be an integer from 1 to 2147483647 .* got 0/],
+    ['huge keep count', { repositoryOptions: { keepTaggedImages: 1e300 } }, /keepTaggedImages must be an integer from 1 to 2147483647 .* got 1e\+300/],
+    ['context -', { context: '-' }, /context '-' starts with '-', which an engine reads as an option/],
+    ['context -x', { context: '-x/app' }, /context '-x\/app' starts with '-', which an engine reads as an option/],
+    ['newline in context', { context: 'a\nb' }, /context must be one line without control characters, got "a\\nb"/],
+    ['newline in dockerfile', { dockerfile: 'Docker\nfile' }, /dockerfile must be one line without control characters, got "Docker\\nfile"/],
+    ['dockerfile .', { dockerfile: '.' }, /dockerfile must name a file, got '.' \(e.g. 'Dockerfile'\)/],
+    ['dockerfile a directory', { context: 'app', dockerfile: 'app/' }, /dockerfile must name a file, got 'app\/' \(e.g. 'app\/Dockerfile'\)/],
+    ['dockerfile the context', { context: 'app', dockerfile: 'app' }, /dockerfile must name a file, got 'app'/],
+    ['300-character default branch', { defaultBranch: 'b'.repeat(300) }, /defaultBranch is 300 characters; as the Branch dimension .* at most 255/],
+    ['non-ASCII default branch', { defaultBranch: 'häuptling' }, /defaultBranch 'häuptling' is not ASCII/],
+    ['cleanup grace 0', { cleanup: { untaggedGracePeriod: Duration.seconds(0) } }, /cleanup.untaggedGracePeriod must be at least 1 hour .* got 0 seconds/],
     ['grace period', { repositoryOptions: { cacheUntaggedGracePeriod: Duration.hours(5) }, cleanup: { enabled: false } },
       /cacheUntaggedGracePeriod must be a whole number of days >= 1 .* got 5 hours/],
     ['repository name', { repositoryOptions: { appRepositoryName: 'App' } }, /appRepositoryName must be a valid ECR repository name .* got 'App'/],
@@ -325,6 +336,34 @@ describe('validation names the prop and the value', () => {
     ['cleanup disabled with options', { cleanup: { enabled: false, dryRun: true } }, /cleanup.enabled is false but dryRun is set/],
   ])('%s', (_name, props, message) => {
     expect(() => synth(props)).toThrow(message);
+  });
+
+  test.each(['.', '..'])('the secret id %s is refused', id => {
+    expect(() => synth({}, stack => ({ buildSecrets: { [id]: secretsmanager.Secret.fromSecretNameV2(stack, 'N', 'n') } })))
+      .toThrow(`buildSecrets id '${id}' must be 1-64 of [A-Za-z0-9_.-]`);
+  });
+
+  test('a 300-character default branch is fine without metrics (it is a dimension only of the metrics)', () => {
+    expect(() => synth({ defaultBranch: 'b'.repeat(300), metrics: false, cacheHitAlarm: { enabled: false } })).not.toThrow();
+  });
+
+  test.each<[string[], RegExp | undefined]>([
+    [['*'], /readOnlyBranches '\*' matches every branch: no build will ever write cache/],
+    [['**'], /readOnlyBranches '\*\*' matches every branch/],
+    [['m*'], /readOnlyBranches 'm\*' matches the default branch 'main': it will never write cache/],
+    [['[lm]ain'], /readOnlyBranches '\[lm\]ain' matches the default branch 'main'/],
+    [['pr-*', 'dependabot/*'], undefined],
+    [['ma?'], undefined],
+  ])('readOnlyBranches %j: a warning when no build, or the default branch, would write cache', (globs, warning) => {
+    const { stack } = synth({ readOnlyBranches: globs });
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.anyValue()).map(w => String(w.entry.data));
+    if (warning) expect(warnings).toEqual([expect.stringMatching(warning)]);
+    else expect(warnings).toEqual([]);
+  });
+
+  test('a metric helper refuses a branch CloudWatch cannot take as a dimension, naming it', () => {
+    const { build } = synth();
+    expect(() => build.metricCacheHitRatio('x'.repeat(256))).toThrow(/branch is 256 characters; .* at most 255/);
   });
 
   test('a secret id that is also a build arg is refused', () => {

@@ -95,6 +95,8 @@ describe('the checker catches each rule', () => {
     const policy = (rules: unknown[]) => JSON.stringify({ rules, pad: 'x'.repeat(100) });
     expect(lifecycleViolations(policy([{ rulePriority: 1, selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countUnit: 'days', countNumber: 0 } }])))
       .toEqual(['rule 1: countNumber 0']);
+    expect(lifecycleViolations(policy([{ rulePriority: 1, selection: { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 1e300 } }])))
+      .toEqual(['rule 1: countNumber 1e+300']);
     expect(lifecycleViolations(policy([
       { rulePriority: 2, selection: { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 1 } },
       { rulePriority: 3, selection: { tagStatus: 'tagged', countType: 'imageCountMoreThan', countNumber: 1 } },

@@ -167,6 +167,9 @@ export function quotaViolations(template: TemplateJson): string[] {
   return out;
 }
 
+/** A lifecycle rule's `countNumber` is an "Integer" (ECR13; 32 bits inferred): JSON renders a larger number as an exponent. */
+const MAX_LIFECYCLE_COUNT = 2_147_483_647;
+
 /** ECR lifecycle policy rules (lifecycle_policy_parameters). */
 export function lifecycleViolations(text: string): string[] {
   const out: string[] = [];
@@ -180,7 +183,7 @@ export function lifecycleViolations(text: string): string[] {
   for (const r of rules) {
     const s = r.selection;
     const lists = [s.tagPrefixList, s.tagPatternList].filter(x => x !== undefined) as string[][];
-    if (!Number.isInteger(s.countNumber) || (s.countNumber as number) < 1) out.push(`rule ${r.rulePriority}: countNumber ${String(s.countNumber)}`);
+    if (!Number.isInteger(s.countNumber) || (s.countNumber as number) < 1 || (s.countNumber as number) > MAX_LIFECYCLE_COUNT) out.push(`rule ${r.rulePriority}: countNumber ${String(s.countNumber)}`);
     if (s.tagStatus === 'tagged' && lists.length === 0) out.push(`rule ${r.rulePriority}: tagged without tagPrefixList or tagPatternList`);
     if (s.tagStatus === 'untagged' && lists.length > 0) out.push(`rule ${r.rulePriority}: untagged with a tag list`);
     if (s.tagStatus === 'any' && r.rulePriority !== Math.max(...priorities)) out.push(`rule ${r.rulePriority}: 'any' rule is not evaluated last`);

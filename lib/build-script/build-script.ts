@@ -24,8 +24,17 @@ export interface BuildScriptOptions extends BuildConfig {
   readonly strategy: StrategyName;
 }
 
-/** CloudWatch namespace of the build metrics (and of the cleanup's). */
-export const BUILD_METRICS_NAMESPACE = 'CachedImageBuild';
+/**
+ * The build metrics' CloudWatch namespace is this prefix and the CodeBuild project's name: a project's role may publish in
+ * its own namespace only (PutMetricData has no other IAM scope), so no build can write another project's metrics, nor the
+ * cleanup's (namespace `CachedImageBuild`).
+ */
+export const BUILD_METRICS_NAMESPACE_PREFIX = 'CachedImageBuild/';
+
+/** The namespace of one project's build metrics. */
+export function buildMetricsNamespace(projectName: string): string {
+  return `${BUILD_METRICS_NAMESPACE_PREFIX}${projectName}`;
+}
 /** The metrics each build publishes, with dimensions `Project` and `Branch`. */
 export const BUILD_METRICS = ['CacheHitRatio', 'StepsExecuted', 'StepsCached', 'CacheBytesPushed', 'BuildSeconds'] as const;
 
@@ -139,7 +148,7 @@ trap 'printf "[cached-build] ERROR: %s failed (exit %s)\\n" "$BASH_COMMAND" "$?"
 
 CIB_STRATEGY=${strategy}
 CIB_EXPORTED_VARIABLES=${shq(this.exportedVariables.join(' '))}
-CIB_METRICS_NAMESPACE=${BUILD_METRICS_NAMESPACE}
+CIB_METRICS_NAMESPACE_PREFIX=${BUILD_METRICS_NAMESPACE_PREFIX}
 CIB_STEPS_AWK=${shq((this.engine.logFormat === 'buildah' ? BUILDAH_STEPS_AWK : BUILDKIT_STEPS_AWK).trim())}
 ${this.engine.logFormat === 'buildkit' ? `CIB_STAGES_AWK=${shq(STAGES_AWK.trim())}
 ` : ''}

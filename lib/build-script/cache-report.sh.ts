@@ -182,7 +182,9 @@ cib_publish_metrics() {
     cib_warn 'metrics: the AWS CLI is not installed, nothing published'
     return 0
   fi
-  local project="\${CODEBUILD_BUILD_ID%%:*}" dims data=''
+  # The project's own namespace: the only one its role may publish in.
+  local project="\${CODEBUILD_BUILD_ID%%:*}" dims data='' namespace
+  namespace="$CIB_METRICS_NAMESPACE_PREFIX$project"
   dims="[{\\"Name\\":\\"Project\\",\\"Value\\":$(cib_json_string "$project")},{\\"Name\\":\\"Branch\\",\\"Value\\":$(cib_json_string "\${CACHE_BRANCH:-}")}]"
   metric() { data="$data\${data:+,}{\\"MetricName\\":\\"$1\\",\\"Dimensions\\":$dims,\\"Value\\":$2,\\"Unit\\":\\"$3\\"}"; }
   # A reused image ran no step: it is neither a hit nor a miss, and publishes no cache metric.
@@ -195,8 +197,8 @@ cib_publish_metrics() {
   metric BuildSeconds "$BUILD_SECONDS" Seconds
   if [ -n "\${CIB_FALLBACK:-}" ]; then metric BuilderFallback 1 Count; fi
   printf '[%s]\\n' "$data" > "$CIB_WORK_DIR/metrics.json"
-  if aws cloudwatch put-metric-data --namespace "$CIB_METRICS_NAMESPACE" --metric-data "file://$CIB_WORK_DIR/metrics.json" >/dev/null 2>"$CIB_WORK_DIR/metrics.err"; then
-    cib_log "metrics: published to $CIB_METRICS_NAMESPACE"
+  if aws cloudwatch put-metric-data --namespace "$namespace" --metric-data "file://$CIB_WORK_DIR/metrics.json" >/dev/null 2>"$CIB_WORK_DIR/metrics.err"; then
+    cib_log "metrics: published to $namespace"
   else
     cib_warn "metrics: put-metric-data failed: $(head -c 300 "$CIB_WORK_DIR/metrics.err")"
   fi

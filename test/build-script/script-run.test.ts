@@ -214,7 +214,7 @@ describe('summary, cache-report.json and metrics', () => {
     const r = run({}, { CACHE_BRANCH: 'feature/x', CODEBUILD_BUILD_ID: 'web-image:1234' });
     expect(r.status).toBe(0);
     expect(r.calls.filter(c => c.startsWith('aws cloudwatch'))).toEqual([
-      `aws cloudwatch put-metric-data --namespace CachedImageBuild --metric-data file://${path.join(tmp, 'work', 'metrics.json')}`,
+      `aws cloudwatch put-metric-data --namespace CachedImageBuild/web-image --metric-data file://${path.join(tmp, 'work', 'metrics.json')}`,
     ]);
     const data = JSON.parse(fs.readFileSync(path.join(tmp, 'calls.metrics'), 'utf8'));
     const dims = [{ Name: 'Project', Value: 'web-image' }, { Name: 'Branch', Value: 'feature/x' }];
