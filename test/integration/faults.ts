@@ -382,6 +382,22 @@ async function main(): Promise<void> {
     console.log(`| ${o.combo.recipe} | ${o.combo.engine} | ${o.fault.phase} | ${o.fault.label} | ${o.build.replace(/\|/g, '/')} | ${o.integrity} | ${o.next} `
       + `| ${o.held ? 'yes' : 'NO'} | ${o.lost ? 'LOST' : '-'} |`);
   }
+  // The same, one row a fault and one column a strategy × engine (the README's table).
+  const columns = [...new Set(outcomes.map(o => `${o.combo.recipe}@${o.combo.engine}`))];
+  const short = (o: Outcome): string => {
+    const build = o.build.startsWith('succeeded, succeeded') ? 'both built'
+      : o.build.startsWith('succeeded') ? `built${/export failed|cleanup failed/.test(o.build) ? ' (warned)' : ''}` : 'failed (error)';
+    return `${build}${o.lost ? ', LOST' : o.held ? '' : ', NOT HELD'}`;
+  };
+  console.log('');
+  console.log(`| phase | fault | ${columns.join(' | ')} |`);
+  console.log(`|---|---|${columns.map(() => '---').join('|')}|`);
+  for (const fault of CASES) {
+    const row = columns.map(c => outcomes.find(o => o.fault === fault && `${o.combo.recipe}@${o.combo.engine}` === c));
+    if (row.every(o => o === undefined)) continue;
+    console.log(`| ${fault.phase} | ${fault.label} | ${row.map(o => (o ? short(o) : '-')).join(' | ')} |`);
+  }
+  console.log('');
   const held = outcomes.filter(o => o.held).length;
   const lost = outcomes.filter(o => o.lost).length;
   for (const o of outcomes.filter(x => !x.held)) console.log(`not held: ${o.combo.recipe}@${o.combo.engine} ${o.fault.phase} ${o.fault.label}: ${o.why.join('; ')}`);
