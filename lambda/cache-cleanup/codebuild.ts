@@ -4,7 +4,8 @@
  * CACHE_REF_WRITTEN say which refs each build actually used. What the records mean for the cleanup is decided in usage.ts.
  */
 import { BatchGetBuildsCommand, Build, CodeBuildClient, CodeBuildClientConfig, ListBuildsForProjectCommand } from '@aws-sdk/client-codebuild';
-import { branchTag } from '../../lib/build-script/cache-refs';
+import { imageCacheRef } from '../../lib/build-script/cache-refs';
+import { CleanupProject } from './contract';
 import { MAX_ATTEMPTS } from './ecr';
 import { BuildRecord, BuildUsage, isBuildahStepTag, usageFromRecords } from './usage';
 
@@ -56,7 +57,7 @@ function refList(value: string | undefined): string[] {
  * What one build says about cache refs. A build is running until CodeBuild reports it complete; until then it has no exported
  * variables (they are final only after post_build, CB4) and no end time.
  */
-export function buildRecord(build: Build, defaultBranchTag: string): BuildRecord {
+export function buildRecord(build: Build, defaultBranchTag: string, imageName?: string): BuildRecord {
   const exported = new Map<string, string | undefined>();
   for (const v of build.exportedEnvironmentVariables ?? []) if (v.name) exported.set(v.name, v.value);
   const refsRead = refList(exported.get(REFS_READ_VARIABLE));
@@ -70,7 +71,8 @@ export function buildRecord(build: Build, defaultBranchTag: string): BuildRecord
     start,
     end: running ? undefined : build.endTime?.getTime() ?? start,
     succeeded: build.buildStatus === 'SUCCEEDED',
-    branchTag: ownRef ?? (branch === undefined ? defaultBranchTag : branchTag(branch)),
+    branchTag: ownRef ?? (branch === undefined ? defaultBranchTag : imageCacheRef(imageName, branch)),
+    defaultBranchTag,
     refsRead,
     refsWritten,
     reused: exported.get(IMAGE_REUSED_VARIABLE) === 'true',
@@ -94,6 +96,50 @@ export interface HistoryRead extends BuildUsage {
  * https://docs.aws.amazon.com/codebuild/latest/APIReference/API_ListBuildsForProject.html
  */
 export async function readBuildUsage(client: CodeBuildClient, projectName: string, since: number, defaultBranchTag: string): Promise<HistoryRead> {
+  return readProjectsUsage(client, [{ projectName, defaultBranchTag }], since);
+}
+
+/**
+ * The history of every project that uses one cache repository (the images of a group): each project read as
+ * {@link readBuildRecords} does, the records merged newest first, so that a ref one image's builds read (its siblings') counts
+ * as used, and each project's default branch and running builds are protected by its own tags. Throws when any history cannot
+ * be read: a ref only that project used would look idle.
+ */
+export async function readProjectsUsage(client: CodeBuildClient, projects: readonly CleanupProject[], since: number): Promise<HistoryRead> {
+  const perProject: BuildRecord[][] = [];
+  for (const project of projects) perProject.push(await readBuildRecords(client, project, since));
+  const records = perProject.length === 1 ? perProject[0] : mergeNewestFirst(perProject);
+  // Every build started since `since` was read (ids come by build number, which CodeBuild gives in start order). Older ones may
+  // have been read too, but a manifest pushed before `since` is judged as pushed before the history: CodeBuild does not keep
+  // builds forever, and the cache may be older than the project.
+  const usage = usageFromRecords(records, projects[0].defaultBranchTag, since);
+  if (projects.length > 1) {
+    // Each image's default branch tag is never deleted, as the policy's is for a repository of one project.
+    const defaults = new Set(usage.defaultBranchRefs ?? []);
+    for (const p of projects) defaults.add(p.defaultBranchTag);
+    return { ...usage, defaultBranchRefs: defaults, buildsRead: records.length, buildsRunning: records.filter(r => r.end === undefined).length };
+  }
+  return { ...usage, buildsRead: records.length, buildsRunning: records.filter(r => r.end === undefined).length };
+}
+
+/** Records of several projects, each newest first, as one list newest first (by start; a build without one counts as newest). */
+function mergeNewestFirst(lists: readonly BuildRecord[][]): BuildRecord[] {
+  const key = (r: BuildRecord): number => r.start ?? r.end ?? Infinity;
+  return lists.flat().map((r, i) => ({ r, i })).sort((a, b) => key(b.r) - key(a.r) || a.i - b.i).map(x => x.r);
+}
+
+/**
+ * Reads the builds of one project that may have used a ref since `since` (epoch ms): ListBuildsForProject newest first, each
+ * page resolved with BatchGetBuilds, stopping after the first page that reaches a build started before `since` — or, when no
+ * successful default-branch build that used cache was found by then, up to {@link MAX_PAGES_PAST_WINDOW} pages later, at the
+ * first page that holds one. Throws when the history cannot be read; the handler then fails safe.
+ *
+ * No `sortOrder`: ids already come newest first by default, and CodeBuild refuses a sort order on a project with more
+ * than 100 builds or together with a nextToken (InvalidInputException), which would fail every run safe forever.
+ * https://docs.aws.amazon.com/codebuild/latest/APIReference/API_ListBuildsForProject.html
+ */
+export async function readBuildRecords(client: CodeBuildClient, project: CleanupProject, since: number): Promise<BuildRecord[]> {
+  const { projectName, defaultBranchTag, imageName } = project;
   const records: BuildRecord[] = [];
   let nextToken: string | undefined;
   let reachedOlder = false;
@@ -110,7 +156,7 @@ export async function readBuildUsage(client: CodeBuildClient, projectName: strin
       for (const id of batch) {
         const build = byId.get(id);
         if (!build) continue;
-        const record = buildRecord(build, defaultBranchTag);
+        const record = buildRecord(build, defaultBranchTag, imageName);
         records.push(record);
         if (record.start !== undefined && record.start < since) reachedOlder = true;
         if (record.end !== undefined && record.succeeded && !record.reused && record.branchTag === defaultBranchTag
@@ -120,10 +166,5 @@ export async function readBuildUsage(client: CodeBuildClient, projectName: strin
     if (reachedOlder) pagesPast++;
     nextToken = page.nextToken;
   } while (nextToken && (!reachedOlder || (!foundDefault && pagesPast <= MAX_PAGES_PAST_WINDOW)));
-
-  // Every build started since `since` was read (ids come by build number, which CodeBuild gives in start order). Older ones may
-  // have been read too, but a manifest pushed before `since` is judged as pushed before the history: CodeBuild does not keep
-  // builds forever, and the cache may be older than the project.
-  const usage = usageFromRecords(records, defaultBranchTag, since);
-  return { ...usage, buildsRead: records.length, buildsRunning: records.filter(r => r.end === undefined).length };
+  return records;
 }

@@ -1,12 +1,19 @@
+import { IMAGE_NAME, MAX_IMAGE_NAME_LENGTH } from '../../lib/build-script/cache-refs';
 import {
-  CLEANUP_POLICY_FIELDS, CleanupPolicy, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_DELETE_FRACTION, DEFAULT_MAX_DELETES_PER_RUN,
+  CLEANUP_POLICY_FIELDS, CleanupPolicy, CleanupProject, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_DELETE_FRACTION, DEFAULT_MAX_DELETES_PER_RUN,
   DEFAULT_METRICS_NAMESPACE, DEFAULT_UNTAGGED_GRACE_PERIOD_SECONDS, ResolvedCleanupPolicy,
 } from './contract';
 
 /** Everything one run needs to know, read from the function's environment. */
 export interface CleanupConfig {
   readonly repositoryName: string;
+  /** The first project: the one the report names. */
   readonly projectName: string;
+  /**
+   * Every project whose builds use the repository, each with its default branch's tag (the first is `projectName`'s).
+   * @default - `projectName` alone, with the policy's `defaultBranchTag`
+   */
+  readonly projects?: readonly CleanupProject[];
   readonly policy: ResolvedCleanupPolicy;
   readonly dryRun: boolean;
   readonly metricsNamespace: string;
@@ -74,11 +81,45 @@ export function readConfig(env: Readonly<Record<string, string | undefined>>): C
   }
   const dryRun = env.DRY_RUN ?? 'false';
   if (dryRun !== 'true' && dryRun !== 'false') throw new Error(`cache cleanup: DRY_RUN must be 'true' or 'false', got '${dryRun}'`);
+  const policy = resolvePolicy(parsed as CleanupPolicy);
+  const projects = env.PROJECTS ? readProjects(env.PROJECTS) : [{ projectName: required(env, 'PROJECT_NAME'), defaultBranchTag: policy.defaultBranchTag }];
   return {
     repositoryName: required(env, 'CACHE_REPOSITORY_NAME'),
-    projectName: required(env, 'PROJECT_NAME'),
-    policy: resolvePolicy(parsed as CleanupPolicy),
+    projectName: projects[0].projectName,
+    projects,
+    policy,
     dryRun: dryRun === 'true',
     metricsNamespace: env.METRICS_NAMESPACE || DEFAULT_METRICS_NAMESPACE,
   };
+}
+
+/** Parses and checks `PROJECTS` (see `CleanupFunctionEnvironment`): a project listed twice, or none, is a construct bug. */
+export function readProjects(raw: string): CleanupProject[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`cache cleanup: PROJECTS is not JSON (${(e as Error).message}): ${raw.slice(0, 200)}`, { cause: e });
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new Error(`cache cleanup: PROJECTS must be a non-empty JSON array, got ${raw.slice(0, 200)}`);
+  const seen = new Set<string>();
+  return parsed.map((p: unknown, i) => {
+    const o = (typeof p === 'object' && p !== null ? p : {}) as Record<string, unknown>;
+    const unknown = Object.keys(o).filter(k => !['projectName', 'defaultBranchTag', 'imageName'].includes(k));
+    if (unknown.length > 0) throw new Error(`cache cleanup: PROJECTS[${i}] has unknown field ${unknown.join(', ')}`);
+    if (typeof o.projectName !== 'string' || o.projectName === '') {
+      throw new Error(`cache cleanup: PROJECTS[${i}].projectName must be a project name, got ${JSON.stringify(o.projectName)}`);
+    }
+    if (seen.has(o.projectName)) throw new Error(`cache cleanup: PROJECTS lists project ${o.projectName} twice`);
+    seen.add(o.projectName);
+    if (typeof o.defaultBranchTag !== 'string' || !TAG.test(o.defaultBranchTag)) {
+      throw new Error(`cache cleanup: PROJECTS[${i}].defaultBranchTag must be an image tag, got ${JSON.stringify(o.defaultBranchTag)}`);
+    }
+    if (o.imageName !== undefined && (typeof o.imageName !== 'string' || !IMAGE_NAME.test(o.imageName) || o.imageName.length > MAX_IMAGE_NAME_LENGTH)) {
+      throw new Error(`cache cleanup: PROJECTS[${i}].imageName must be an image name, got ${JSON.stringify(o.imageName)}`);
+    }
+    return o.imageName === undefined
+      ? { projectName: o.projectName, defaultBranchTag: o.defaultBranchTag }
+      : { projectName: o.projectName, defaultBranchTag: o.defaultBranchTag, imageName: o.imageName };
+  });
 }

@@ -12,8 +12,13 @@
 export type CleanupFunctionEnvironment = {
   /** Name of the cache repository to clean (never the app repository). */
   readonly CACHE_REPOSITORY_NAME: string;
-  /** CodeBuild project whose build history says which cache refs builds read and wrote. */
+  /** CodeBuild project whose build history says which cache refs builds read and wrote (with `PROJECTS`: the first of them). */
   readonly PROJECT_NAME: string;
+  /**
+   * `JSON.stringify` of a {@link CleanupProject} array: every project that writes to the cache repository (the images of a
+   * `CachedImageBuildGroup`). When set, the function reads the history of each, and protects each one's default branch.
+   */
+  readonly PROJECTS?: string;
   /** `JSON.stringify` of a {@link CleanupPolicy}. */
   readonly POLICY: string;
   /** `'true'`: plan and report, delete nothing. */
@@ -21,6 +26,19 @@ export type CleanupFunctionEnvironment = {
   /** CloudWatch namespace of the embedded-format metrics. */
   readonly METRICS_NAMESPACE: string;
 };
+
+/** One project writing to a shared cache repository, as JSON in the `PROJECTS` variable. */
+export interface CleanupProject {
+  /** The CodeBuild project whose build history is read. */
+  readonly projectName: string;
+  /**
+   * The cache tag of the project's default branch (`imageCacheRef(imageName, defaultBranch)`): never deleted, nor the refs its
+   * newest successful default-branch build used.
+   */
+  readonly defaultBranchTag: string;
+  /** The image's name: its refs are `<imageName>--<branch tag>` (lib/build-script/cache-refs.ts). @default - refs are branch tags */
+  readonly imageName?: string;
+}
 
 /** Eviction policy, as JSON in the `POLICY` variable. Optional fields take the `DEFAULT_*` constants below. */
 export interface CleanupPolicy {

@@ -5,7 +5,7 @@
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { performance } from 'perf_hooks';
-import { createCodeBuildClient, readBuildUsage } from './codebuild';
+import { createCodeBuildClient, readProjectsUsage } from './codebuild';
 import { CleanupConfig, readConfig } from './config';
 import { deletionBatches } from './delete-order';
 import { createEcrClient, deleteImages, DeleteOutcome, RepositoryScan, scanRepository } from './ecr';
@@ -51,15 +51,18 @@ export async function runCleanup(config: CleanupConfig, deps: CleanupDependencie
   let buildsRunning = 0;
   let failSafeReason: string | undefined;
   // Back far enough to see every use within the idle timeout, and every tag move within the untagged grace period.
-  const { idleTimeoutSeconds, untaggedGracePeriodSeconds, defaultBranchTag } = config.policy;
+  const { idleTimeoutSeconds, untaggedGracePeriodSeconds } = config.policy;
   const since = now - Math.max(idleTimeoutSeconds, untaggedGracePeriodSeconds) * 1000;
+  const projects = config.projects ?? [{ projectName: config.projectName, defaultBranchTag: config.policy.defaultBranchTag }];
+  const projectNames = projects.map(p => p.projectName).join(', ');
   try {
-    const history = await readBuildUsage(deps.codebuild, config.projectName, since, defaultBranchTag);
+    // Every project that uses the repository: a ref only one image's builds read must not look idle to the others.
+    const history = await readProjectsUsage(deps.codebuild, projects, since);
     usage = history;
     buildsRead = history.buildsRead;
     buildsRunning = history.buildsRunning;
   } catch (e) {
-    failSafeReason = `build history of ${config.projectName} unreadable (${describe(e)}): every tagged image kept`;
+    failSafeReason = `build history of ${projectNames} unreadable (${describe(e)}): every tagged image kept`;
   }
 
   const cpu = process.cpuUsage();
@@ -74,7 +77,7 @@ export async function runCleanup(config: CleanupConfig, deps: CleanupDependencie
 
   const report = buildReport({
     repository: config.repositoryName,
-    project: config.projectName,
+    project: projectNames,
     dryRun: config.dryRun,
     failSafeReason,
     refused,

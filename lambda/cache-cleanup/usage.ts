@@ -19,6 +19,11 @@ export interface BuildRecord {
   readonly succeeded: boolean;
   /** The cache tag of the build's branch (the default branch's when the build does not say, as the build script does). */
   readonly branchTag: string;
+  /**
+   * The cache tag of the default branch of the build's project (each image of a shared cache repository has its own).
+   * @default - the `defaultBranchTag` given to usageFromRecords
+   */
+  readonly defaultBranchTag?: string;
   /** Exported CACHE_REFS_READ, in order; empty while the build runs. */
   readonly refsRead: readonly string[];
   /** Exported CACHE_REF_WRITTEN, in order; empty while the build runs. */
@@ -93,8 +98,9 @@ function usedCache(r: BuildRecord): boolean {
 export function usageFromRecords(records: readonly BuildRecord[], defaultBranchTag: string, completeSince: number): BuildUsage {
   const lastUseByTag = new Map<string, number>();
   const newestRefsOfBranch = new Map<string, readonly string[]>();
-  let defaultBranchRefs: ReadonlySet<string> = new Set();
-  let defaultFound = false;
+  const defaultBranchRefs = new Set<string>();
+  // Per default branch tag (one per project of a shared repository): its newest successful build that used cache was seen.
+  const defaultFound = new Set<string>();
   const steps = new Map<string, StepLink>();
   const writes: RefWrite[] = [];
 
@@ -106,9 +112,10 @@ export function usageFromRecords(records: readonly BuildRecord[], defaultBranchT
     const refs = [...r.refsRead, ...r.refsWritten];
     if (!newestRefsOfBranch.has(r.branchTag)) newestRefsOfBranch.set(r.branchTag, refs);
     // A failed build's refs can stop short of the steps the last good build used: protect a successful build's.
-    if (!defaultFound && r.succeeded && r.branchTag === defaultBranchTag) {
-      defaultBranchRefs = new Set(refs);
-      defaultFound = true;
+    const ownDefault = r.defaultBranchTag ?? defaultBranchTag;
+    if (!defaultFound.has(ownDefault) && r.succeeded && r.branchTag === ownDefault) {
+      for (const ref of refs) defaultBranchRefs.add(ref);
+      defaultFound.add(ownDefault);
     }
     // buildah pulls the steps it finds, base first, and stops looking at the first miss; then it pushes the steps it built.
     // So read ++ written is the build's chain of steps. The newest build that used a step says where it sits.
@@ -128,9 +135,10 @@ export function usageFromRecords(records: readonly BuildRecord[], defaultBranchT
   const refsInUse = new Set<string>();
   for (const r of records) {
     if (r.end !== undefined) continue;
-    refsInUse.add(r.branchTag).add(defaultBranchTag);
+    const ownDefault = r.defaultBranchTag ?? defaultBranchTag;
+    refsInUse.add(r.branchTag).add(ownDefault);
     for (const ref of newestRefsOfBranch.get(r.branchTag) ?? []) refsInUse.add(ref);
-    for (const ref of newestRefsOfBranch.get(defaultBranchTag) ?? []) refsInUse.add(ref);
+    for (const ref of newestRefsOfBranch.get(ownDefault) ?? []) refsInUse.add(ref);
   }
 
   return {

@@ -13,7 +13,7 @@ const HASH_LENGTH = 8;
  * `feature/a` and `feature-a` never share a tag.
  * The shell twin is {@link BRANCH_TAG_SHELL}; a unit test keeps them identical.
  */
-export function branchTag(branch: string): string {
+export function branchTag(branch: string, maxLength: number = MAX_TAG_LENGTH): string {
   const bytes = Buffer.from(branch, 'utf8');
   let tag = '';
   for (const b of bytes) {
@@ -22,25 +22,54 @@ export function branchTag(branch: string): string {
   }
   // `--` separates a branch tag from a suffix (the inline strategy's `<tag>--<stage>` refs): never inside a name.
   tag = tag.replace(/^[.-]+/, '').replace(/-{2,}/g, '-');
-  if (tag !== branch || tag.length > MAX_TAG_LENGTH || tag.length === 0) {
+  if (tag !== branch || tag.length > maxLength || tag.length === 0) {
     const hash = createHash('sha256').update(bytes).digest('hex').slice(0, HASH_LENGTH);
-    const head = tag.slice(0, MAX_TAG_LENGTH - HASH_LENGTH - 1).replace(/-+$/, '');
+    const head = tag.slice(0, maxLength - HASH_LENGTH - 1).replace(/-+$/, '');
     tag = head.length > 0 ? `${head}-${hash}` : `b-${hash}`;
   }
   return tag;
 }
 
-/** Bash twin of {@link branchTag}: `cib_branch_tag NAME` prints the tag. Needs coreutils only. */
+/**
+ * An image name in a `CachedImageBuildGroup`: it prefixes the image's cache refs in the shared cache
+ * repository (`<image>--<branch tag>`). Lower case, digits and single `.`, `_` or `-` between them: never `--`, so the
+ * prefix ends at the first `--` and a grouped ref never equals a plain branch tag (which has no `--` either).
+ */
+export const IMAGE_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+/** The longest image name: its refs keep at least 94 characters for the branch. */
+export const MAX_IMAGE_NAME_LENGTH = 32;
+/** Separates an image name from the branch tag in a grouped image's cache ref, and a ref from an inline side stage. */
+export const REF_FAMILY_SEPARATOR = '--';
+
+/**
+ * The cache ref of one branch of one image: the branch tag alone (an image of its own cache repository), or
+ * `<image>--<branch tag>` with the branch tag bounded so that the ref stays within 128 characters. The shell twin is
+ * `cib_cache_ref` in {@link BRANCH_TAG_SHELL}.
+ */
+export function imageCacheRef(imageName: string | undefined, branch: string): string {
+  if (!imageName) return branchTag(branch);
+  return `${imageName}${REF_FAMILY_SEPARATOR}${branchTag(branch, MAX_TAG_LENGTH - imageName.length - REF_FAMILY_SEPARATOR.length)}`;
+}
+
+/**
+ * Bash twin of {@link branchTag}: `cib_branch_tag NAME [MAX]` prints the tag; and of {@link imageCacheRef}:
+ * `cib_cache_ref IMAGE BRANCH` (IMAGE may be empty). Needs coreutils only.
+ */
 export const BRANCH_TAG_SHELL = `cib_branch_tag() {
-  local branch="$1" tag hash head
+  local branch="$1" max="\${2:-${MAX_TAG_LENGTH}}" tag hash head
   tag=$(printf '%s' "$branch" | LC_ALL=C tr -c 'A-Za-z0-9_.-' '-' | LC_ALL=C sed -E -e 's/^[.-]+//' -e 's/-{2,}/-/g')
-  if [ "$tag" != "$branch" ] || [ "\${#tag}" -gt ${MAX_TAG_LENGTH} ] || [ -z "$tag" ]; then
+  if [ "$tag" != "$branch" ] || [ "\${#tag}" -gt "$max" ] || [ -z "$tag" ]; then
     hash=$(printf '%s' "$branch" | sha256sum | cut -c1-${HASH_LENGTH})
-    head=\${tag:0:${MAX_TAG_LENGTH - HASH_LENGTH - 1}}
+    head=\${tag:0:$((max - ${HASH_LENGTH + 1}))}
     head=$(printf '%s' "$head" | LC_ALL=C sed -E 's/-+$//')
     if [ -n "$head" ]; then tag="$head-$hash"; else tag="b-$hash"; fi
   fi
   printf '%s\\n' "$tag"
+}
+
+cib_cache_ref() {
+  if [ -z "$1" ]; then cib_branch_tag "$2"; return; fi
+  printf '%s${REF_FAMILY_SEPARATOR}%s\\n' "$1" "$(cib_branch_tag "$2" $((${MAX_TAG_LENGTH} - \${#1} - ${REF_FAMILY_SEPARATOR.length})))"
 }`;
 
 /** Where a build reads its cache from and where it writes it. */
@@ -80,15 +109,25 @@ export function matchesBranchPattern(branch: string, pattern: string): boolean {
   return new RegExp(`^${re}$`, 's').test(branch);
 }
 
-/** The read chain and write ref for a branch, as the generated script computes them at build time. */
+/**
+ * The read chain and write ref for a branch, as the generated script computes them at build time: the image's own ref of the
+ * branch, then the sibling images' refs of the branch (a group's images share stages), then the same for the default branch;
+ * duplicates dropped. Only the image's own ref of the branch is written.
+ */
 export function planCacheRefs(
   branch: string, defaultBranch: string, readOnlyBranches: readonly string[], cacheWrite: boolean,
+  imageName?: string, siblingImages: readonly string[] = [],
 ): CacheRefPlan {
-  const current = branchTag(branch);
-  const fallback = branchTag(defaultBranch);
-  const read = current === fallback ? [current] : [current, fallback];
+  const images = [imageName, ...siblingImages.filter(s => s !== imageName)];
+  const read: string[] = [];
+  for (const b of [branch, defaultBranch]) {
+    for (const image of images) {
+      const ref = imageCacheRef(image, b);
+      if (!read.includes(ref)) read.push(ref);
+    }
+  }
   const readOnly = !cacheWrite || readOnlyBranches.some(p => matchesBranchPattern(branch, p));
-  return { read, write: readOnly ? undefined : current };
+  return { read, write: readOnly ? undefined : imageCacheRef(imageName, branch) };
 }
 
 /**

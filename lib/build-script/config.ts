@@ -3,6 +3,7 @@
  * the script. The script is therefore the same for every project of a strategy, a deploy-time value (a CloudFormation
  * parameter, an imported value) stays a value whatever it contains, and no property can make the buildspec grow.
  */
+import { IMAGE_NAME, MAX_IMAGE_NAME_LENGTH } from './cache-refs';
 
 /** Everything a build is configured with. Plain data: no CDK types. Values may be CDK tokens (they stay values). */
 export interface BuildConfig {
@@ -36,6 +37,13 @@ export interface BuildConfig {
   readonly metrics?: boolean;
   /** Reuse the image when its tag already exists in the app repository (a re-run of the same commit). @default true */
   readonly reuseExistingImage?: boolean;
+  /** The image's name in a shared cache repository: its refs are `<image>--<branch tag>`. @default - none: refs are branch tags */
+  readonly imageName?: string;
+  /**
+   * Images of the same shared cache repository whose refs of the branch and of the default branch are read too (the image's own
+   * name may be among them: its refs are read first anyway). @default []
+   */
+  readonly cacheFromImages?: readonly string[];
 }
 
 /** The default BuildKit image for the docker-container builder (buildx's own default). */
@@ -67,6 +75,8 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ readonly name: string; readonly d
   { name: 'CIB_CONTAINER_NAME', default: 'app', doc: 'container name in imagedefinitions.json' },
   { name: 'CIB_METRICS', default: 'true', doc: 'true|false: publish metrics to CloudWatch (in CodeBuild)' },
   { name: 'CIB_REUSE_EXISTING_IMAGE', default: 'true', doc: 'true|false: when the tag exists in the app repository, reuse it' },
+  { name: 'CIB_IMAGE_NAME', default: '', doc: 'the image in a shared cache repository: its cache refs are <image>--<branch>' },
+  { name: 'CIB_CACHE_FROM_IMAGES', default: '', doc: 'space-separated images (of the shared cache repository) whose refs are read too' },
 ];
 
 /**
@@ -95,6 +105,10 @@ export function configEnvironment(config: BuildConfig, join: (values: readonly s
   set('CIB_CONTAINER_NAME', config.containerName);
   if (config.metrics === false) set('CIB_METRICS', 'false');
   if (config.reuseExistingImage === false) set('CIB_REUSE_EXISTING_IMAGE', 'false');
+  set('CIB_IMAGE_NAME', config.imageName);
+  if (config.cacheFromImages !== undefined && config.cacheFromImages.length > 0) {
+    set('CIB_CACHE_FROM_IMAGES', join(config.cacheFromImages));
+  }
   return env;
 }
 
@@ -106,13 +120,13 @@ export const CONFIG_SHELL = `cib_config() {
   : "\${APP_REPOSITORY_URI:=}" "\${CACHE_REPOSITORY_URI:=}" "\${CIB_DOCKERFILE:=Dockerfile}" "\${CIB_CONTEXT:=.}"
   : "\${CIB_DEFAULT_BRANCH:=main}" "\${CIB_READ_ONLY_BRANCHES:=}" "\${CIB_CACHE_WRITE:=true}" "\${CIB_SECRETS:=}"
   : "\${CIB_TARGET:=}" "\${CIB_PLATFORM:=}" "\${CIB_BUILDKIT_IMAGE:=${DEFAULT_BUILDKIT_IMAGE}}" "\${CIB_CONTAINER_NAME:=app}"
-  : "\${CIB_METRICS:=true}" "\${CIB_REUSE_EXISTING_IMAGE:=true}"
+  : "\${CIB_METRICS:=true}" "\${CIB_REUSE_EXISTING_IMAGE:=true}" "\${CIB_IMAGE_NAME:=}" "\${CIB_CACHE_FROM_IMAGES:=}"
   local name entry
   for name in CIB_CACHE_WRITE CIB_METRICS CIB_REUSE_EXISTING_IMAGE; do
     case "\${!name}" in true|false) ;; *) cib_die "$name must be true or false, got '\${!name}'" ;; esac
   done
   for name in APP_REPOSITORY_URI CACHE_REPOSITORY_URI CIB_DOCKERFILE CIB_CONTEXT CIB_DEFAULT_BRANCH CIB_READ_ONLY_BRANCHES \\
-    CIB_SECRETS CIB_TARGET CIB_PLATFORM CIB_BUILDKIT_IMAGE CIB_CONTAINER_NAME; do
+    CIB_SECRETS CIB_TARGET CIB_PLATFORM CIB_BUILDKIT_IMAGE CIB_CONTAINER_NAME CIB_CACHE_FROM_IMAGES; do
     if [[ \${!name} == *$'\\n'* ]]; then cib_die "$name must be one line"; fi
   done
   for name in CIB_DOCKERFILE CIB_CONTEXT; do
@@ -126,4 +140,12 @@ export const CONFIG_SHELL = `cib_config() {
       || cib_die "CIB_SECRETS entries must be id=VARIABLE (id: 1-64 of A-Za-z0-9_.-, not . or ..), got '$entry'"
   done
   read -r -a CIB_READ_ONLY_LIST <<< "$CIB_READ_ONLY_BRANCHES"
+  read -r -a CIB_CACHE_FROM_LIST <<< "$CIB_CACHE_FROM_IMAGES"
+  for entry in "$CIB_IMAGE_NAME" "\${CIB_CACHE_FROM_LIST[@]}"; do
+    [ -z "$entry" ] || { [[ $entry =~ ${IMAGE_NAME.source.replace('(?:', '(')} ]] && [ "\${#entry}" -le ${MAX_IMAGE_NAME_LENGTH} ]; } \\
+      || cib_die "CIB_IMAGE_NAME and CIB_CACHE_FROM_IMAGES entries must be 1-${MAX_IMAGE_NAME_LENGTH} of a-z 0-9 with single . _ - between, got '$entry'"
+  done
+  if [ -z "$CIB_IMAGE_NAME" ] && [ "\${#CIB_CACHE_FROM_LIST[@]}" -gt 0 ]; then
+    cib_die 'CIB_CACHE_FROM_IMAGES needs CIB_IMAGE_NAME: images that share a cache repository each name their refs'
+  fi
 }`;

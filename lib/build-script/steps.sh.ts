@@ -140,12 +140,17 @@ cib_step_refs() {
   if [ -z "$tag" ]; then tag=$(git rev-parse HEAD 2>/dev/null || true); fi
   [ -n "$tag" ] || cib_die 'IMAGE_TAG is not set and no commit is known (no CODEBUILD_RESOLVED_SOURCE_VERSION, not a git checkout)'
   tag=$(cib_branch_tag "$tag")
-  local branch current fallback read write='' pattern
+  local branch current read='' write='' pattern name image ref
   branch=$(cib_branch)
-  current=$(cib_branch_tag "$branch")
-  fallback=$(cib_branch_tag "$CIB_DEFAULT_BRANCH")
-  read="$current"
-  if [ "$fallback" != "$current" ]; then read="$current $fallback"; fi
+  current=$(cib_cache_ref "$CIB_IMAGE_NAME" "$branch")
+  # The image's own ref of the branch first (the cleanup reads it as the build's branch), then its siblings' in a shared cache
+  # repository (they share stages), then the same for the default branch.
+  for name in "$branch" "$CIB_DEFAULT_BRANCH"; do
+    for image in "$CIB_IMAGE_NAME" "\${CIB_CACHE_FROM_LIST[@]}"; do
+      ref=$(cib_cache_ref "$image" "$name")
+      case " $read " in *" $ref "*) ;; *) read="\${read:+$read }$ref" ;; esac
+    done
+  done
   if [ "$CIB_CACHE_WRITE" = true ] && [ "\${CACHE_READ_ONLY:-}" != 1 ]; then write="$current"; fi
   for pattern in "\${CIB_READ_ONLY_LIST[@]}"; do
     # shellcheck disable=SC2053 # the pattern is a glob on purpose

@@ -56,7 +56,7 @@ describe('branchTag', () => {
       .concat(fc.sample(fc.string({ unit: 'binary', maxLength: 40 }), 100))
       .concat(['main', 'feature/a', 'x'.repeat(129), '-lead', '.dot', 'ünïcode/branch', 'a b', '', 'a--b', 'x'.repeat(118) + '-/y', '--'])
       .filter(n => !n.includes('\0'));
-    expect(shellTags(names)).toEqual(names.map(branchTag));
+    expect(shellTags(names)).toEqual(names.map(n => branchTag(n)));
   });
 });
 

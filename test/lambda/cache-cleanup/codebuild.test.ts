@@ -47,7 +47,7 @@ describe('branchOfBuild: the build script\'s rule, as far as BatchGetBuilds show
 describe('buildRecord', () => {
   test('a finished build: the refs it read and wrote, at its end; registry and inline builds name their branch in their exports', () => {
     expect(buildRecord(build({}, { CACHE_REFS_READ: 'feature-x-1a2b3c4d, main', CACHE_REF_WRITTEN: 'feature-x-1a2b3c4d' }), 'main')).toEqual({
-      start: NOW - HOUR, end: NOW, succeeded: true, branchTag: 'feature-x-1a2b3c4d',
+      start: NOW - HOUR, end: NOW, succeeded: true, branchTag: 'feature-x-1a2b3c4d', defaultBranchTag: 'main',
       refsRead: ['feature-x-1a2b3c4d', 'main'], refsWritten: ['feature-x-1a2b3c4d'], reused: false,
     });
   });
