@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Lazy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
@@ -11,9 +11,9 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import {
-  CleanupFunctionEnvironment, CleanupMetric, CleanupMetricDimension, CleanupPolicy, DEFAULT_METRICS_NAMESPACE,
+  CleanupFunctionEnvironment, CleanupMetric, CleanupMetricDimension, CleanupPolicy, CleanupProject, DEFAULT_METRICS_NAMESPACE,
 } from '../lambda/cache-cleanup/contract';
-import { branchTag } from './build-script/cache-refs';
+import { imageCacheRef } from './build-script/cache-refs';
 import { CacheCleanupOptions, validateCleanupOptions } from './cache-cleanup-options';
 
 const MEMORY_MB = 512;
@@ -52,6 +52,12 @@ export class CacheCleanup extends Construct {
   /** Fires when a run could not read the build history and kept every tagged ref (fail safe). */
   public readonly failSafeAlarm: cloudwatch.Alarm;
   private readonly repositoryName: string;
+  /** The projects whose build history the function reads: `props.project`, then those a group adds. */
+  private readonly projects: { project: codebuild.IProject; imageName?: string; defaultBranch: string }[];
+  private readonly historyStatement: iam.PolicyStatement;
+  private readonly target: targets.LambdaFunction;
+  private readonly runAfterEachBuild: boolean;
+  private projectsVariable = false;
 
   constructor(scope: Construct, id: string, props: CacheCleanupProps) {
     super(scope, id);
@@ -61,8 +67,10 @@ export class CacheCleanup extends Construct {
       throw new Error(`${this.node.path}: defaultBranch must be a literal: the cleanup protects its cache tag`);
     }
 
+    this.projects = [{ project: props.project, defaultBranch: props.defaultBranch }];
     const policy: CleanupPolicy = {
-      defaultBranchTag: branchTag(props.defaultBranch),
+      // The first project's (a group names its images after construction): a plain branch tag unless it has an image name.
+      defaultBranchTag: Lazy.string({ produce: () => imageCacheRef(this.projects[0].imageName, this.projects[0].defaultBranch) }),
       idleTimeoutSeconds: props.idleTimeout?.toSeconds(),
       untaggedGracePeriodSeconds: props.untaggedGracePeriod?.toSeconds(),
       maxCacheBytes: props.maxCacheBytes?.toBytes(),
@@ -90,10 +98,11 @@ export class CacheCleanup extends Construct {
       actions: ['ecr:DescribeImages', 'ecr:BatchGetImage', 'ecr:BatchDeleteImage'],
       resources: [props.cacheRepository.repositoryArn],
     }));
-    role.addToPrincipalPolicy(new iam.PolicyStatement({
+    this.historyStatement = new iam.PolicyStatement({
       actions: ['codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'],
       resources: [props.project.projectArn],
-    }));
+    });
+    role.addToPrincipalPolicy(this.historyStatement);
 
     this.function = new lambda.Function(this, 'Function', {
       runtime: CacheCleanup.RUNTIME,
@@ -110,6 +119,8 @@ export class CacheCleanup extends Construct {
     });
 
     const target = new targets.LambdaFunction(this.function, { retryAttempts: 0 });
+    this.target = target;
+    this.runAfterEachBuild = props.runAfterEachBuild ?? false;
     new events.Rule(this, 'Schedule', {
       description: 'Runs the cache cleanup',
       schedule: props.schedule ?? events.Schedule.rate(Duration.days(1)),
@@ -142,6 +153,33 @@ export class CacheCleanup extends Construct {
       id: 'AwsSolutions-IAM5[Resource::<' + Stack.of(this).getLogicalId(logGroup.node.defaultChild as logs.CfnLogGroup) + '.Arn>:*]',
       reason: 'Log streams of the function\'s own log group: their names are made by Lambda at run time',
     });
+  }
+
+  /**
+   * Adds a project that writes to the same cache repository (an image of a `CachedImageBuildGroup`), or names the image of one
+   * already added: the function reads its build history too (IAM on that project only), protects its default branch's cache,
+   * and with `runAfterEachBuild` also runs after its builds.
+   * @internal
+   */
+  public _addProject(project: codebuild.IProject, imageName: string, defaultBranch: string): void {
+    const known = this.projects.find(p => p.project === project);
+    if (known) {
+      known.imageName = imageName;
+    } else {
+      this.projects.push({ project, imageName, defaultBranch });
+      this.historyStatement.addResources(project.projectArn);
+      if (this.runAfterEachBuild) project.onBuildSucceeded('CleanupAfterBuild', { target: this.target });
+    }
+    if (!this.projectsVariable) {
+      this.projectsVariable = true;
+      const stack = Stack.of(this);
+      this.function.addEnvironment('PROJECTS', Lazy.string({
+        produce: () => stack.toJsonString(this.projects.map((p): CleanupProject => ({
+          projectName: p.project.projectName, defaultBranchTag: imageCacheRef(p.imageName, p.defaultBranch),
+          ...(p.imageName ? { imageName: p.imageName } : {}),
+        }))),
+      }));
+    }
   }
 
   /**

@@ -230,21 +230,39 @@ export class CacheObservability extends Construct {
   }
 
   private createDashboard(o: CacheDashboardOptions): cloudwatch.Dashboard {
-    const { project, defaultBranch: branch, cleanup, metrics } = this.props;
+    const { project, defaultBranch: branch, cleanup } = this.props;
     const rows: cloudwatch.IWidget[][] = [[new cloudwatch.TextWidget({
       markdown: `## Cache health of ${project.projectName}\nA healthy cache keeps \`${branch}\`'s hit ratio near its usual value on every build; `
         + 'a zig-zag between that value and 0 is the every-other-build bug. Cold builds after a dependency change are single dips.',
       width: 24,
       height: 2,
     })]];
+    const alarms: cloudwatch.IAlarm[] = [];
+    if (cleanup) alarms.push(cleanup.errorAlarm, cleanup.deletionRefusedAlarm, cleanup.failSafeAlarm);
+    rows.push(...this._buildRows(alarms));
+    if (cleanup) rows.push(cleanupRow(cleanup));
+    return new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: o.dashboardName,
+      defaultInterval: o.defaultInterval ?? Duration.days(14),
+      widgets: rows,
+    });
+  }
 
+  /**
+   * The dashboard rows of this project's builds: hit ratio, steps, the alarms (this cache hit alarm and `moreAlarms`), duration
+   * and cache bytes pushed. A group's dashboard shows them once per image.
+   * @internal
+   */
+  public _buildRows(moreAlarms: cloudwatch.IAlarm[] = [], title = ''): cloudwatch.IWidget[][] {
+    const { project, defaultBranch: branch, metrics } = this.props;
+    const rows: cloudwatch.IWidget[][] = [];
     const alarms: cloudwatch.IAlarm[] = [];
     if (this.cacheHitAlarm) alarms.push(this.cacheHitAlarm);
-    if (cleanup) alarms.push(cleanup.errorAlarm, cleanup.deletionRefusedAlarm, cleanup.failSafeAlarm);
-    const alarmWidget = alarms.length > 0 ? [new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: WIDTH, height: HEIGHT })] : [];
+    alarms.push(...moreAlarms);
+    const alarmWidget = alarms.length > 0 ? [new cloudwatch.AlarmStatusWidget({ title: `${title}Alarms`, alarms, width: WIDTH, height: HEIGHT })] : [];
 
     const duration = (width: number) => new cloudwatch.GraphWidget({
-      title: 'Build duration (CodeBuild)',
+      title: `${title}Build duration (CodeBuild)`,
       left: [
         project.metricDuration({ statistic: cloudwatch.Stats.AVERAGE, label: 'average', period: Duration.hours(1) }),
         project.metricDuration({ statistic: cloudwatch.Stats.MAXIMUM, label: 'maximum', period: Duration.hours(1) }),
@@ -258,7 +276,7 @@ export class CacheObservability extends Construct {
       const threshold = this.props.cacheHitAlarm?.threshold ?? DEFAULT_CACHE_HIT_THRESHOLD;
       rows.push([
         new cloudwatch.GraphWidget({
-          title: 'Cache hit ratio per build',
+          title: `${title}Cache hit ratio per build`,
           left: [
             this.metric(BuildMetric.CACHE_HIT_RATIO, branch, { period: BUILD_PERIOD, label: branch }),
             this.otherBranches(BuildMetric.CACHE_HIT_RATIO, 'Average'),
@@ -269,7 +287,7 @@ export class CacheObservability extends Construct {
           height: HEIGHT,
         }),
         new cloudwatch.GraphWidget({
-          title: `Steps per build (${branch})`,
+          title: `${title}Steps per build (${branch})`,
           left: [
             this.metric(BuildMetric.STEPS_EXECUTED, branch, { period: BUILD_PERIOD, label: 'executed', color: cloudwatch.Color.ORANGE }),
             this.metric(BuildMetric.STEPS_CACHED, branch, { period: BUILD_PERIOD, label: 'cached', color: cloudwatch.Color.GREEN }),
@@ -284,7 +302,7 @@ export class CacheObservability extends Construct {
       rows.push([
         duration(12),
         new cloudwatch.GraphWidget({
-          title: 'Cache bytes pushed per build',
+          title: `${title}Cache bytes pushed per build`,
           left: [
             this.metric(BuildMetric.CACHE_BYTES_PUSHED, branch, { period: BUILD_PERIOD, label: branch }),
             this.otherBranches(BuildMetric.CACHE_BYTES_PUSHED, 'Average'),
@@ -297,43 +315,7 @@ export class CacheObservability extends Construct {
     } else {
       rows.push([duration(alarmWidget.length > 0 ? 24 - WIDTH : 24), ...alarmWidget]);
     }
-
-    if (cleanup) {
-      rows.push([
-        new cloudwatch.GraphWidget({
-          title: 'Cache repository size',
-          left: [cleanup.metric(CleanupMetric.CACHE_REPOSITORY_BYTES, cloudwatch.Stats.MAXIMUM, CLEANUP_PERIOD).with({ label: 'bytes after cleanup' })],
-          leftYAxis: { min: 0 },
-          width: WIDTH,
-          height: HEIGHT,
-        }),
-        new cloudwatch.GraphWidget({
-          title: 'Bytes reclaimed by the cleanup',
-          left: [cleanup.metric(CleanupMetric.BYTES_RECLAIMED, cloudwatch.Stats.SUM, CLEANUP_PERIOD).with({ label: 'reclaimed' })],
-          leftYAxis: { min: 0 },
-          view: cloudwatch.GraphWidgetView.BAR,
-          width: WIDTH,
-          height: HEIGHT,
-        }),
-        new cloudwatch.GraphWidget({
-          title: 'Cleanup deletions by reason',
-          left: Object.values(DeleteReason).map(reason => {
-            const m = cleanup.metric(CleanupMetric.IMAGES_DELETED, cloudwatch.Stats.SUM, CLEANUP_PERIOD);
-            return m.with({ dimensionsMap: { ...m.dimensions, [CleanupMetricDimension.REASON]: reason }, label: reason });
-          }),
-          leftYAxis: { min: 0, showUnits: false },
-          stacked: true,
-          width: WIDTH,
-          height: HEIGHT,
-        }),
-      ]);
-    }
-
-    return new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: o.dashboardName,
-      defaultInterval: o.defaultInterval ?? Duration.days(14),
-      widgets: rows,
-    });
+    return rows;
   }
 
   /**
@@ -352,4 +334,36 @@ export class CacheObservability extends Construct {
       period: BUILD_PERIOD,
     });
   }
+}
+
+/** The dashboard row of a cache cleanup: repository size, bytes reclaimed, deletions by reason. @internal */
+export function cleanupRow(cleanup: CacheCleanup): cloudwatch.IWidget[] {
+  return [
+    new cloudwatch.GraphWidget({
+      title: 'Cache repository size',
+      left: [cleanup.metric(CleanupMetric.CACHE_REPOSITORY_BYTES, cloudwatch.Stats.MAXIMUM, CLEANUP_PERIOD).with({ label: 'bytes after cleanup' })],
+      leftYAxis: { min: 0 },
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Bytes reclaimed by the cleanup',
+      left: [cleanup.metric(CleanupMetric.BYTES_RECLAIMED, cloudwatch.Stats.SUM, CLEANUP_PERIOD).with({ label: 'reclaimed' })],
+      leftYAxis: { min: 0 },
+      view: cloudwatch.GraphWidgetView.BAR,
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Cleanup deletions by reason',
+      left: Object.values(DeleteReason).map(reason => {
+        const m = cleanup.metric(CleanupMetric.IMAGES_DELETED, cloudwatch.Stats.SUM, CLEANUP_PERIOD);
+        return m.with({ dimensionsMap: { ...m.dimensions, [CleanupMetricDimension.REASON]: reason }, label: reason });
+      }),
+      leftYAxis: { min: 0, showUnits: false },
+      stacked: true,
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+  ];
 }

@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Annotations, CfnResource, Duration, Fn, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, CfnResource, Duration, Fn, Lazy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
@@ -24,6 +24,7 @@ import {
   BuildMetric, CacheDashboardOptions, CacheHitAlarmOptions, CacheObservability, cacheBuildMetric, validateObservabilityOptions,
 } from './cache-observability';
 import { CacheStrategy, CacheStrategyKind } from './cache-strategy';
+import { CachedImageBuildGroup, invalidImageNameReason } from './cached-image-build-group';
 import { ImageRepositories, ImageRepositoryOptions } from './image-repositories';
 
 /** Properties of {@link CachedImageBuild}. */
@@ -137,6 +138,21 @@ export interface CachedImageBuildProps {
 
   /** The cache health dashboard: hit ratio, steps, duration, cache size, cleanup. @default - enabled with its defaults */
   readonly dashboard?: CacheDashboardOptions;
+
+  /**
+   * The group of images this one belongs to: it then writes to the group's cache repository (its refs named after
+   * `imageName`), reads the other images' refs too, and is cleaned by the group's cleanup and shown on its dashboard. The group's
+   * settings win: `cacheRepository`, `cleanup`, `dashboard` and a `defaultBranch` other than the group's are refused.
+   * @default - none: the build has a cache repository, a cleanup and a dashboard of its own
+   */
+  readonly group?: CachedImageBuildGroup;
+
+  /**
+   * The image's name in its group: its cache refs in the shared repository are `<imageName>--<branch tag>`. 1-32 lower case
+   * letters and digits with single `.`, `_` or `-` between them; unique in the group. Renaming it starts the image's cache afresh.
+   * @default - none (required with `group`)
+   */
+  readonly imageName?: string;
 }
 
 /** Options of {@link CachedImageBuild.action}. */
@@ -198,12 +214,14 @@ export class CachedImageBuild extends Construct {
   public readonly _buildScript: BuildScript;
   /** The strategy in use. */
   public readonly strategy: CacheStrategy;
-  /** The cache cleanup, unless disabled. */
+  /** The cache cleanup, unless disabled (in a group: the group's, shared by its images). */
   public readonly cleanup?: CacheCleanup;
   /** Fires when the default branch's cache hit ratio stays low over several builds, unless disabled (or metrics are off). */
   public readonly cacheHitAlarm?: cloudwatch.Alarm;
-  /** The cache health dashboard, unless disabled. */
+  /** The cache health dashboard, unless disabled (in a group: the group's, shared by its images). */
   public readonly dashboard?: cloudwatch.Dashboard;
+  /** The image's name in its group, if it is in one. */
+  public readonly imageName?: string;
   private readonly encryptionKey?: kms.IKey;
   private readonly defaultBranch: string;
 
@@ -211,13 +229,15 @@ export class CachedImageBuild extends Construct {
     super(scope, id);
     this.strategy = props.strategy ?? CacheStrategy.registry();
     this.encryptionKey = props.encryptionKey;
-    this.defaultBranch = props.defaultBranch ?? 'main';
+    this.imageName = props.imageName;
+    this.defaultBranch = props.defaultBranch ?? props.group?.defaultBranch ?? 'main';
     const metrics = props.metrics ?? true;
     const { context, dockerfile } = this.validate(props);
+    const group = props.group;
 
     const repos = new ImageRepositories(this, 'Repositories', {
       encryptionKey: props.encryptionKey,
-      ...props.repositoryOptions, appRepository: props.appRepository, cacheRepository: props.cacheRepository,
+      ...props.repositoryOptions, appRepository: props.appRepository, cacheRepository: group?.cacheRepository ?? props.cacheRepository,
       // The cleanup deletes untagged cache manifests counting from when they lost their tag; ECR's rule would count from the push.
       expireUntaggedCache: props.cleanup?.enabled === false,
     });
@@ -238,7 +258,7 @@ export class CachedImageBuild extends Construct {
       cacheRepositoryUri: this.cacheRepository.repositoryUri,
       dockerfile,
       context,
-      defaultBranch: props.defaultBranch,
+      defaultBranch: props.defaultBranch ?? group?.defaultBranch,
       readOnlyBranches: props.readOnlyBranches,
       cacheWrite: props.cacheWrite,
       buildArgs: props.buildArgs,
@@ -249,6 +269,9 @@ export class CachedImageBuild extends Construct {
       containerName: props.containerName,
       metrics,
       reuseExistingImage: props.reuseExistingImage,
+      imageName: props.imageName,
+      // Every image of the group, known once the app is complete: the same value for each (the script reads its own refs first).
+      cacheFromImages: group?.crossImageCache ? Lazy.list({ produce: () => group.imageNames }) : undefined,
     });
 
     // The script is the same for every project of a strategy; it reaches the build as an S3 asset, checked by its hash,
@@ -306,17 +329,23 @@ export class CachedImageBuild extends Construct {
         conditions: { StringEquals: { 'cloudwatch:namespace': buildMetricsNamespace(this.project.projectName) } },
       }));
     }
-    if (props.cleanup?.enabled !== false) {
+    if (!group && props.cleanup?.enabled !== false) {
       this.cleanup = new CacheCleanup(this, 'Cleanup', {
         ...props.cleanup, cacheRepository: this.cacheRepository, project: this.project, defaultBranch: this.defaultBranch,
       });
     }
     const observability = new CacheObservability(this, 'Observability', {
       project: this.project, defaultBranch: this.defaultBranch, metrics, cleanup: this.cleanup,
-      cacheHitAlarm: props.cacheHitAlarm, dashboard: props.dashboard,
+      cacheHitAlarm: props.cacheHitAlarm, dashboard: group ? { enabled: false } : props.dashboard,
     });
     this.cacheHitAlarm = observability.cacheHitAlarm;
-    this.dashboard = observability.dashboard;
+    if (group) {
+      // One cleanup and one dashboard for the group: the cleanup reads this project's history too.
+      this.cleanup = group._register(this, props.imageName!, observability);
+      this.dashboard = group.dashboard;
+    } else {
+      this.dashboard = observability.dashboard;
+    }
     this.acknowledgeNagFindings();
   }
 
@@ -517,7 +546,40 @@ export class CachedImageBuild extends Construct {
     }
     validateCleanupOptions(this.node.path, props.cleanup ?? {});
     validateObservabilityOptions(this.node.path, props.metrics ?? true, props.cacheHitAlarm ?? {}, props.dashboard ?? {});
+    this.validateGroup(props);
     return { context, dockerfile };
+  }
+
+  private validateGroup(props: CachedImageBuildProps): void {
+    const fail = (msg: string): never => {
+      throw new Error(`${this.node.path}: ${msg}`);
+    };
+    const { group, imageName } = props;
+    if (imageName !== undefined) {
+      if (Token.isUnresolved(imageName)) fail('imageName must be a literal: it names the image\'s cache refs');
+      const why = invalidImageNameReason(imageName);
+      if (why) fail(`imageName '${imageName}' is not an image name: ${why}`);
+    }
+    if (!group) {
+      if (imageName !== undefined) {
+        fail(`imageName '${imageName}' names an image in a group's shared cache repository: set group too (a CachedImageBuildGroup)`);
+      }
+      return;
+    }
+    if (imageName === undefined) fail(`group ${group.node.path} needs an imageName for this image (it names its cache refs)`);
+    const owned: [string, unknown][] = [
+      ['cacheRepository', props.cacheRepository], ['repositoryOptions.cacheRepositoryName', props.repositoryOptions?.cacheRepositoryName],
+      ['repositoryOptions.cacheUntaggedGracePeriod', props.repositoryOptions?.cacheUntaggedGracePeriod],
+      ['cleanup', props.cleanup], ['dashboard', props.dashboard],
+    ];
+    for (const [name, value] of owned) {
+      if (value !== undefined) fail(`${name} is the group's (${group.node.path}): set it on the CachedImageBuildGroup, not on one image`);
+    }
+    if (props.defaultBranch !== undefined && props.defaultBranch !== group.defaultBranch) {
+      fail(`defaultBranch '${props.defaultBranch}' differs from group ${group.node.path}'s '${group.defaultBranch}': the images of a group `
+        + 'read each other\'s default branch cache, so they share one');
+    }
+    group._checkMember(this, imageName!);
   }
 }
 

@@ -113,22 +113,7 @@ export class ImageRepositories extends Construct {
       emptyOnDelete: destroy ? true : undefined,
     });
 
-    this.cacheRepository = props.cacheRepository ?? new ecr.Repository(this, 'Cache', {
-      repositoryName: props.cacheRepositoryName,
-      // Holds only build cache: nothing in it is ever deployed, so scanning would only cost.
-      imageScanOnPush: false,
-      encryption,
-      encryptionKey: props.encryptionKey,
-      imageTagMutability: ecr.TagMutability.MUTABLE,
-      lifecycleRules: props.expireUntaggedCache === false ? undefined : [{
-        rulePriority: 1,
-        description: 'Expire overwritten cache manifests after the grace period',
-        tagStatus: ecr.TagStatus.UNTAGGED,
-        maxImageAge: props.cacheUntaggedGracePeriod ?? Duration.days(1),
-      }],
-      removalPolicy,
-      emptyOnDelete: destroy ? true : undefined,
-    });
+    this.cacheRepository = props.cacheRepository ?? createCacheRepository(this, 'Cache', props);
   }
 
   private validate(props: ImageRepositoriesProps): void {
@@ -178,8 +163,29 @@ export class ImageRepositories extends Construct {
   }
 }
 
-/** The tag mutability of a repository defined in this app, when it forbids moving tags; undefined when unknown or mutable. */
-function immutability(repo: ecr.IRepository): string | undefined {
+/** A cache repository: mutable tags, no scanning; untagged manifests expire unless `expireUntaggedCache` is false. @internal */
+export function createCacheRepository(scope: Construct, id: string, props: ImageRepositoriesProps): ecr.Repository {
+  const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+  return new ecr.Repository(scope, id, {
+    repositoryName: props.cacheRepositoryName,
+    // Holds only build cache: nothing in it is ever deployed, so scanning would only cost.
+    imageScanOnPush: false,
+    encryption: props.encryptionKey ? ecr.RepositoryEncryption.KMS : ecr.RepositoryEncryption.AES_256,
+    encryptionKey: props.encryptionKey,
+    imageTagMutability: ecr.TagMutability.MUTABLE,
+    lifecycleRules: props.expireUntaggedCache === false ? undefined : [{
+      rulePriority: 1,
+      description: 'Expire overwritten cache manifests after the grace period',
+      tagStatus: ecr.TagStatus.UNTAGGED,
+      maxImageAge: props.cacheUntaggedGracePeriod ?? Duration.days(1),
+    }],
+    removalPolicy,
+    emptyOnDelete: removalPolicy === RemovalPolicy.DESTROY ? true : undefined,
+  });
+}
+
+/** The tag mutability of a repository defined in this app, when it forbids moving tags; undefined when unknown or mutable. @internal */
+export function immutability(repo: ecr.IRepository): string | undefined {
   const cfn = repo.node.defaultChild;
   if (!(cfn instanceof ecr.CfnRepository)) return undefined;
   const m = cfn.imageTagMutability;

@@ -3,6 +3,8 @@
 // constants stay internal: the construct exposes what is useful of them as members (renderScript(), branchCacheTag(), ...).
 export { CachedImageBuild } from './cached-image-build';
 export type { CachedImageBuildProps, CachedImageBuildActionOptions } from './cached-image-build';
+export { CachedImageBuildGroup } from './cached-image-build-group';
+export type { CachedImageBuildGroupProps } from './cached-image-build-group';
 export { CacheStrategy, CacheStrategyKind } from './cache-strategy';
 export type { RegistryCacheOptions } from './cache-strategy';
 export { ImageRepositories } from './image-repositories';
