@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parse } from 'yaml';
 import { BuildScript, BuildScriptOptions, HEREDOC_DELIMITER, ScriptDelivery } from '../../lib/build-script/build-script';
-import { branchTag } from '../../lib/build-script/cache-refs';
+import { branchTag, planCacheRefs } from '../../lib/build-script/cache-refs';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 const APP = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app';
@@ -536,5 +536,69 @@ describe('buildah, stand-in engine (real buildah 1.28 logs)', () => {
     expect(pushes).toEqual([`buildah push ${CACHE}:${gone} docker://${CACHE}:${gone}`]);
     expect(r.stderr).toContain(`cache step ${gone} was gone from the cache repository: pushed back`);
     expect(r.exports.CACHE_REFS_READ).toBe(`${gone},${kept}`);
+  });
+});
+
+describe('several images in one cache repository (a CachedImageBuildGroup)', () => {
+  const group = { imageName: 'api', cacheFromImages: ['web', 'api'] };
+  const feature = branchTag('feature/x', 128 - 'api--'.length);
+  const featureWeb = branchTag('feature/x', 128 - 'web--'.length);
+  const reads = [`api--${feature}`, `web--${featureWeb}`, 'api--main', 'web--main'];
+
+  test('registry: the second image reads its own refs, then the sibling\'s, of the branch then the default branch; writes only its own', () => {
+    const r = run(group, { CACHE_BRANCH: 'feature/x' });
+    expect(r.status).toBe(0);
+    const build = r.calls.find(c => c.startsWith('buildx build') && c.includes('push=true'))!;
+    expect(build).toContain(reads.map(ref => `--cache-from type=registry,ref=${CACHE}:${ref}`).join(' '));
+    expect(cacheTo(r)).toHaveLength(1);
+    expect(cacheTo(r)[0]).toContain(`--cache-to type=registry,ref=${CACHE}:api--${feature},mode=max`);
+    // The own ref first: the cleanup takes a build's first ref read as its branch's.
+    expect(r.exports).toMatchObject({ CACHE_REFS_READ: reads.join(','), CACHE_REF_WRITTEN: `api--${feature}` });
+    expect(planCacheRefs('feature/x', 'main', [], true, 'api', ['web', 'api'])).toEqual({ read: reads, write: `api--${feature}` });
+  });
+
+  test('inline: every ref read, the sibling\'s included, is pulled and passed as --cache-from; the export goes to the own ref', () => {
+    const r = run({ ...group, strategy: 'inline' }, { CACHE_BRANCH: 'main' });
+    expect(r.status).toBe(0);
+    for (const ref of ['api--main', 'web--main']) expect(r.calls).toContain(`pull --quiet ${CACHE}:${ref}`);
+    const build = r.calls.find(c => c.startsWith('build ') && c.includes(`--tag ${APP}:abc123`))!;
+    expect(build).toContain(`--cache-from ${CACHE}:api--main --cache-from ${CACHE}:web--main`);
+    expect(r.calls).toContain(`push ${CACHE}:api--main`);
+    expect(r.calls).not.toContain(`push ${CACHE}:web--main`);
+    expect(r.exports).toMatchObject({ CACHE_REFS_READ: 'api--main,web--main', CACHE_REF_WRITTEN: 'api--main' });
+  });
+
+  test('buildah: reads and writes the shared repository\'s content-addressed step cache, which every image shares as it is', () => {
+    const logs = path.join(FIXTURES, 'logs', 'real-buildah-steps-pulled.log');
+    const alone = run({ strategy: 'buildah' }, { CACHE_BRANCH: 'main', FAKE_BUILDAH_LOGS: logs });
+    const grouped = run({ ...group, strategy: 'buildah' }, { CACHE_BRANCH: 'main', FAKE_BUILDAH_LOGS: logs });
+    expect(grouped.status).toBe(0);
+    const build = (r: Run) => r.calls.find(c => c.startsWith('buildah build'))!;
+    expect(build(grouped)).toContain(`--cache-from ${CACHE} --cache-to ${CACHE}`);
+    // Step tags are content addresses: a step a sibling built is found by the same tag, so the command is the one of an image alone.
+    expect(build(grouped)).toBe(build(alone));
+  });
+
+  test('a long branch keeps the ref within 128 characters, and the refs of a plain build are unchanged', () => {
+    const r = run(group, { CACHE_BRANCH: 'x'.repeat(200) });
+    expect(r.status).toBe(0);
+    const own = r.exports.CACHE_REF_WRITTEN;
+    expect(own).toMatch(/^api--x+-[0-9a-f]{8}$/);
+    expect(own).toHaveLength(128);
+    expect(run({}, { CACHE_BRANCH: 'main' }).exports.CACHE_REFS_READ).toBe('main');
+  });
+
+  test('a bad image name, or siblings without a name of its own, is an error naming the value before anything runs', () => {
+    for (const [env, message] of [
+      [{ CIB_IMAGE_NAME: 'web--x' }, "entries must be 1-32 of a-z 0-9 with single . _ - between, got 'web--x'"],
+      [{ CIB_IMAGE_NAME: 'api', CIB_CACHE_FROM_IMAGES: 'web Api' }, "got 'Api'"],
+      [{ CIB_IMAGE_NAME: 'x'.repeat(33) }, `got '${'x'.repeat(33)}'`],
+      [{ CIB_CACHE_FROM_IMAGES: 'web' }, 'CIB_CACHE_FROM_IMAGES needs CIB_IMAGE_NAME'],
+    ] as const) {
+      const r = run({}, { CACHE_BRANCH: 'main', ...env });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(message);
+      expect(r.calls.filter(c => c.startsWith('buildx build'))).toEqual([]);
+    }
   });
 });
