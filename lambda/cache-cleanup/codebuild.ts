@@ -73,6 +73,7 @@ export function buildRecord(build: Build, defaultBranchTag: string, imageName?: 
     succeeded: build.buildStatus === 'SUCCEEDED',
     branchTag: ownRef ?? (branch === undefined ? defaultBranchTag : imageCacheRef(imageName, branch)),
     defaultBranchTag,
+    branch,
     refsRead,
     refsWritten,
     reused: exported.get(IMAGE_REUSED_VARIABLE) === 'true',
@@ -108,6 +109,16 @@ export async function readBuildUsage(client: CodeBuildClient, projectName: strin
 export async function readProjectsUsage(client: CodeBuildClient, projects: readonly CleanupProject[], since: number): Promise<HistoryRead> {
   const perProject: BuildRecord[][] = [];
   for (const project of projects) perProject.push(await readBuildRecords(client, project, since));
+  if (projects.length > 1) {
+    // A running build of one image reads the other images' refs of its branch too (cross-image cache): protect them with its own.
+    perProject.forEach((records, i) => {
+      perProject[i] = records.map(r => {
+        if (r.end !== undefined || r.branch === undefined) return r;
+        const branch = r.branch;
+        return { ...r, siblingBranchTags: projects.filter((_, j) => j !== i).map(q => imageCacheRef(q.imageName, branch)) };
+      });
+    });
+  }
   const records = perProject.length === 1 ? perProject[0] : mergeNewestFirst(perProject);
   // Every build started since `since` was read (ids come by build number, which CodeBuild gives in start order). Older ones may
   // have been read too, but a manifest pushed before `since` is judged as pushed before the history: CodeBuild does not keep

@@ -19,11 +19,19 @@ export interface BuildRecord {
   readonly succeeded: boolean;
   /** The cache tag of the build's branch (the default branch's when the build does not say, as the build script does). */
   readonly branchTag: string;
+  /** The branch the build says it builds (source version or CACHE_BRANCH), when it says one. */
+  readonly branch?: string;
   /**
    * The cache tag of the default branch of the build's project (each image of a shared cache repository has its own).
    * @default - the `defaultBranchTag` given to usageFromRecords
    */
   readonly defaultBranchTag?: string;
+  /**
+   * The refs of the same branch of the other images sharing the cache repository (a group's cross-image cache): a running
+   * build will read them too, so they are in use while it runs, as its own branch's ref is.
+   * @default - none
+   */
+  readonly siblingBranchTags?: readonly string[];
   /** Exported CACHE_REFS_READ, in order; empty while the build runs. */
   readonly refsRead: readonly string[];
   /** Exported CACHE_REF_WRITTEN, in order; empty while the build runs. */
@@ -139,6 +147,10 @@ export function usageFromRecords(records: readonly BuildRecord[], defaultBranchT
     refsInUse.add(r.branchTag).add(ownDefault);
     for (const ref of newestRefsOfBranch.get(r.branchTag) ?? []) refsInUse.add(ref);
     for (const ref of newestRefsOfBranch.get(ownDefault) ?? []) refsInUse.add(ref);
+    for (const sibling of r.siblingBranchTags ?? []) {
+      refsInUse.add(sibling);
+      for (const ref of newestRefsOfBranch.get(sibling) ?? []) refsInUse.add(ref);
+    }
   }
 
   return {

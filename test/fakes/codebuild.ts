@@ -217,22 +217,13 @@ export class FakeCodeBuild extends FakeService {
   }
 
   batchGetBuilds(input: BatchGetBuildsInput): BatchGetBuildsOutput {
-    const { ids } = input;
-    // ids: BuildIds, a list of NonEmptyString with @length(min: 1, max: 100) in the service model; an empty list is
-    // refused with InvalidInputException "The input build ID list cannot be empty." (https://github.com/rlister/stax/issues/39)
-    const rule = `BatchGetBuilds ids 1..100, ${CODEBUILD_DOCS.buildIdsModel}`;
-    if (!Array.isArray(ids) || ids.length === 0) throw invalidInput('The input build ID list cannot be empty.', rule);
-    if (ids.length > CODEBUILD_PAGE) throw invalidInput(`Member 'ids' must have length less than or equal to 100, got ${ids.length}`, rule);
-    if (ids.some(id => typeof id !== 'string' || id.length === 0)) throw invalidInput('Build ids must be non-empty strings', rule);
-    const builds: Build[] = [];
-    const buildsNotFound: string[] = [];
-    for (const id of new Set(ids)) {
-      const stored = this.byId.get(id);
-      // buildsNotFound: "The IDs of builds for which information could not be found."
-      if (!stored) buildsNotFound.push(id);
-      else builds.push(this.toBuild(stored));
-    }
-    return { builds, buildsNotFound };
+    return batchGetBuildsOf([this], input);
+  }
+
+  /** The build with this id as BatchGetBuilds reports it, if this project has it. */
+  describe(id: string): Build | undefined {
+    const stored = this.byId.get(id);
+    return stored && this.toBuild(stored);
   }
 
   private toBuild({ id, buildNumber, build }: StoredBuild): Build {
@@ -253,6 +244,54 @@ export class FakeCodeBuild extends FakeService {
         environmentVariables: build.environmentVariables?.map(v => ({ name: v.name, value: v.value, type: v.type ?? 'PLAINTEXT' })),
       },
       exportedEnvironmentVariables: build.exportedEnvironmentVariables?.map(v => ({ ...v })),
+    };
+  }
+}
+
+/** BatchGetBuilds over the builds of several projects (ids are account-wide), with the service's limits on the id list. */
+function batchGetBuildsOf(projects: readonly FakeCodeBuild[], input: BatchGetBuildsInput): BatchGetBuildsOutput {
+  const { ids } = input;
+  // ids: BuildIds, a list of NonEmptyString with @length(min: 1, max: 100) in the service model; an empty list is
+  // refused with InvalidInputException "The input build ID list cannot be empty." (https://github.com/rlister/stax/issues/39)
+  const rule = `BatchGetBuilds ids 1..100, ${CODEBUILD_DOCS.buildIdsModel}`;
+  if (!Array.isArray(ids) || ids.length === 0) throw invalidInput('The input build ID list cannot be empty.', rule);
+  if (ids.length > CODEBUILD_PAGE) throw invalidInput(`Member 'ids' must have length less than or equal to 100, got ${ids.length}`, rule);
+  if (ids.some(id => typeof id !== 'string' || id.length === 0)) throw invalidInput('Build ids must be non-empty strings', rule);
+  const builds: Build[] = [];
+  const buildsNotFound: string[] = [];
+  for (const id of new Set(ids)) {
+    const build = projects.map(p => p.describe(id)).find(b => b !== undefined);
+    // buildsNotFound: "The IDs of builds for which information could not be found."
+    if (!build) buildsNotFound.push(id);
+    else builds.push(build);
+  }
+  return { builds, buildsNotFound };
+}
+
+/**
+ * One account's CodeBuild with several projects (the images of a CachedImageBuildGroup): ListBuildsForProject answered by the
+ * named project's fake, with all its rules (an unknown project is ResourceNotFoundException); BatchGetBuilds across projects.
+ */
+export class FakeCodeBuildAccount extends FakeService {
+  constructor(readonly projects: readonly FakeCodeBuild[], options: FakeServiceOptions = {}) {
+    super('CodeBuild', options);
+    const names = projects.map(p => p.projectName);
+    if (new Set(names).size !== names.length) throw new Error(`fake CodeBuild: a project named twice in ${names.join(', ')}`);
+  }
+
+  /** A real CodeBuildClient (dummy region and credentials: nothing leaves the process) answered by this fake. */
+  client(config: CodeBuildClientConfig = {}): CodeBuildClient {
+    return this.attach(new CodeBuildClient({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDFAKE', secretAccessKey: 'fake' }, ...config }));
+  }
+
+  protected handlers(): Record<string, (input: unknown) => object> {
+    return {
+      ListBuildsForProject: input => {
+        const { projectName } = input as ListBuildsForProjectInput;
+        const project = this.projects.find(p => p.projectName === projectName) ?? this.projects[0];
+        return project.listBuildsForProject(input as ListBuildsForProjectInput);
+      },
+      BatchGetBuilds: input => batchGetBuildsOf(this.projects, input as BatchGetBuildsInput),
     };
   }
 }

@@ -3,60 +3,48 @@
  * web's refs (cross-image cache). The cleanup reads both histories: a ref is judged on every project's use of it, and each
  * image's default branch and running builds are protected by its own tags.
  */
-import { BatchGetBuildsCommand, Build, CodeBuildClient, ListBuildsForProjectCommand } from '@aws-sdk/client-codebuild';
+import { Build } from '@aws-sdk/client-codebuild';
 import { buildRecord, readProjectsUsage } from '../../../lambda/cache-cleanup/codebuild';
 import { readConfig } from '../../../lambda/cache-cleanup/config';
 import { KeepReason, DeleteReason } from '../../../lambda/cache-cleanup/contract';
 import { plan } from '../../../lambda/cache-cleanup/plan';
+import { codeBuildError, FakeBuild, FakeCodeBuild, FakeCodeBuildAccount } from '../../fakes/codebuild';
 import { DAY, HOUR, image, NOW, policy } from './fixtures';
 
 const WEB = { projectName: 'web-build', defaultBranchTag: 'web--main', imageName: 'web' };
 const API = { projectName: 'api-build', defaultBranchTag: 'api--main', imageName: 'api' };
 
-function build(id: string, start: number, fields: Partial<Build>, vars: Record<string, string> = {}): Build {
-  return {
-    id, startTime: new Date(start), endTime: new Date(start + HOUR), buildStatus: 'SUCCEEDED', buildComplete: true,
-    exportedEnvironmentVariables: Object.entries(vars).map(([name, value]) => ({ name, value })), ...fields,
-  };
+/** A finished build of `start`, an hour long, with these exported variables. */
+function done(start: number, vars: Record<string, string>): FakeBuild {
+  return { startTime: start, endTime: start + HOUR, exportedEnvironmentVariables: Object.entries(vars).map(([name, value]) => ({ name, value })) };
 }
 
-/** Web built main 20 days ago and feature-a 10 days ago; api builds every day and reads web's refs; one api build of feature-b runs. */
-const histories: Record<string, Build[]> = {
-  'web-build': [
-    build('web-build:2', NOW - 10 * DAY, {}, { CACHE_REFS_READ: 'web--feature-a,web--main', CACHE_REF_WRITTEN: 'web--feature-a' }),
-    build('web-build:1', NOW - 20 * DAY, {}, { CACHE_REFS_READ: 'web--main', CACHE_REF_WRITTEN: 'web--main' }),
-  ],
-  'api-build': [
-    build('api-build:3', NOW - HOUR, { buildStatus: 'IN_PROGRESS', buildComplete: false, endTime: undefined, sourceVersion: 'refs/heads/feature-b' }),
-    build('api-build:2', NOW - DAY, {}, { CACHE_REFS_READ: 'api--feature-a,web--feature-a,api--main,web--main', CACHE_REF_WRITTEN: 'api--feature-a' }),
-    build('api-build:1', NOW - 2 * DAY, {}, { CACHE_REFS_READ: 'api--main,web--main', CACHE_REF_WRITTEN: 'api--main' }),
-  ],
-};
+/**
+ * Web built main 20 days ago and feature-a 10 days ago; api builds every day and reads web's refs; one api build of feature-b
+ * runs. Both projects live in one account (the strict fake: page sizes, id limits, no sortOrder past 100 builds).
+ */
+function account(): FakeCodeBuildAccount {
+  const web = new FakeCodeBuild({ projectName: WEB.projectName, builds: [
+    done(NOW - 20 * DAY, { CACHE_REFS_READ: 'web--main', CACHE_REF_WRITTEN: 'web--main' }),
+    done(NOW - 10 * DAY, { CACHE_REFS_READ: 'web--feature-a,web--main', CACHE_REF_WRITTEN: 'web--feature-a' }),
+  ] });
+  const api = new FakeCodeBuild({ projectName: API.projectName, builds: [
+    done(NOW - 2 * DAY, { CACHE_REFS_READ: 'api--main,web--main', CACHE_REF_WRITTEN: 'api--main' }),
+    done(NOW - DAY, { CACHE_REFS_READ: 'api--feature-a,web--feature-a,api--main,web--main', CACHE_REF_WRITTEN: 'api--feature-a' }),
+    { startTime: NOW - HOUR, sourceVersion: 'refs/heads/feature-b' },
+  ] });
+  return new FakeCodeBuildAccount([web, api]);
+}
 
-/** A CodeBuild client answered from `histories` (one page a project: the pagination is tested in codebuild.test.ts). */
-function client(denied?: string): { client: CodeBuildClient; listed: string[] } {
-  const listed: string[] = [];
-  const send = async (command: unknown): Promise<unknown> => {
-    if (command instanceof ListBuildsForProjectCommand) {
-      const name = command.input.projectName!;
-      listed.push(name);
-      if (name === denied) throw new Error(`AccessDeniedException: not authorized to ListBuildsForProject on ${name}`);
-      return { ids: histories[name].map(b => b.id!) };
-    }
-    if (command instanceof BatchGetBuildsCommand) {
-      const ids = command.input.ids!;
-      return { builds: Object.values(histories).flat().filter(b => ids.includes(b.id!)) };
-    }
-    throw new Error('unexpected command');
-  };
-  return { client: { send } as unknown as CodeBuildClient, listed };
+function listed(fake: FakeCodeBuildAccount): string[] {
+  return fake.requests.filter(r => r.command === 'ListBuildsForProject').map(r => (r.input as { projectName: string }).projectName);
 }
 
 describe('a cache repository shared by two projects', () => {
   test('the history of each project is read; a ref one image wrote and only the other read stays; each default branch is kept', async () => {
-    const c = client();
-    const usage = await readProjectsUsage(c.client, [WEB, API], NOW - 14 * DAY);
-    expect(c.listed).toEqual(['web-build', 'api-build']);
+    const fake = account();
+    const usage = await readProjectsUsage(fake.client(), [WEB, API], NOW - 14 * DAY);
+    expect(listed(fake)).toEqual(['web-build', 'api-build']);
     expect(usage.buildsRead).toBe(5);
     expect(usage.buildsRunning).toBe(1);
 
@@ -68,6 +56,7 @@ describe('a cache repository shared by two projects', () => {
       image('api-feature-a', { tags: ['api--feature-a'], pushedAt: NOW - DAY }),
       image('api-feature-b', { tags: ['api--feature-b'], pushedAt: NOW - 30 * DAY }),
       image('web-feature-b', { tags: ['web--feature-b'], pushedAt: NOW - 30 * DAY }),
+      image('web-feature-c', { tags: ['web--feature-c'], pushedAt: NOW - 30 * DAY }),
     ];
     const p = plan(images, usage, policy({ defaultBranchTag: WEB.defaultBranchTag, idleTimeoutSeconds: 7 * 24 * 3600 }), NOW);
     const keep = Object.fromEntries(p.keep.map(e => [e.image.tags[0], e.reason]));
@@ -82,16 +71,27 @@ describe('a cache repository shared by two projects', () => {
       'api--feature-a': KeepReason.RECENTLY_USED,
       // api builds feature-b now: its own ref of the branch is in use, named after api, not web.
       'api--feature-b': KeepReason.IN_USE_BY_RUNNING_BUILD,
+      // ... and so is web's ref of feature-b, which that build reads next (cross-image cache), though idle for 30 days.
+      'web--feature-b': KeepReason.IN_USE_BY_RUNNING_BUILD,
     });
-    expect(del).toEqual({ 'web--old': DeleteReason.IDLE, 'web--feature-b': DeleteReason.IDLE });
+    expect(del).toEqual({ 'web--old': DeleteReason.IDLE, 'web--feature-c': DeleteReason.IDLE });
   });
 
   test('one unreadable history fails the run safe: a ref only that project used would look idle', async () => {
-    await expect(readProjectsUsage(client('api-build').client, [WEB, API], NOW - 14 * DAY)).rejects.toThrow(/AccessDenied.*api-build/);
+    const fake = account().failCall('ListBuildsForProject', codeBuildError('AccessDeniedException', 'not authorized on api-build'), 2);
+    await expect(readProjectsUsage(fake.client(), [WEB, API], NOW - 14 * DAY)).rejects.toThrow(/not authorized on api-build/);
+    expect(listed(fake)).toEqual(['web-build', 'api-build']);
+  });
+
+  test('a project the account does not have is ResourceNotFoundException, and the run fails safe', async () => {
+    const fake = account();
+    await expect(readProjectsUsage(fake.client(), [WEB, { ...API, projectName: 'gone-build' }], NOW - 14 * DAY)).rejects.toThrow(/gone-build/);
   });
 
   test('a build whose exports do not name its ref counts on its image\'s ref of its branch', () => {
-    const running = histories['api-build'][0];
+    const api = account().projects[1];
+    const running: Build = api.describe(api.idsNewestFirst()[0])!;
+    expect(running.buildStatus).toBe('IN_PROGRESS');
     expect(buildRecord(running, API.defaultBranchTag, API.imageName)).toMatchObject({ branchTag: 'api--feature-b', defaultBranchTag: 'api--main' });
     expect(buildRecord(running, 'main')).toMatchObject({ branchTag: 'feature-b' });
   });
