@@ -1,11 +1,12 @@
 /**
  * `npm run bench:cache`: every strategy × engine × scenario on real engines (wiped builder before every
  * build), with the naive recipe and the seed's rule as baselines on docker 20.10 in the same run.
- * Prints one Markdown table and a machine-readable last line.
+ * Then the several-images rows: two images sharing one cache repository (IMAGES_WEB, IMAGES_API). Prints Markdown tables and
+ * machine-readable lines. BENCH_ONLY=images runs the several-images rows alone.
  */
 import {
-  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, loadEngines, runBuild, runScenario, SCENARIOS, STRATEGY_COMBOS, Project,
-  freshRepos,
+  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, IMAGE_BUILDS, IMAGES_API, IMAGES_WEB, loadEngines, runBuild, runImagesScenario,
+  runScenario, SCENARIOS, STRATEGY_COMBOS, Project, freshRepos,
 } from '../test/integration/harness';
 
 const FLOOR_BUILDS = 3;
@@ -46,7 +47,9 @@ async function main(): Promise<void> {
   // d20x: docker 20.10's daemon with buildx; the registry strategy there needs a BuildKit container, and Docker Hub is out of reach.
   if (started.has('d20') && started.has('d26')) started.add('d20x');
   const fallbackEnv = { CIB_BUILDKIT_IMAGE: `${vars.CIB_REGISTRY}/missing/buildkit:none` };
-  const runs: Array<{ combo: Combo; env?: Record<string, string>; label?: string }> = [
+  const only = process.env.BENCH_ONLY;
+  if (only !== undefined && only !== 'images') throw new Error(`BENCH_ONLY must be 'images' (the several-images rows alone), got '${only}'`);
+  const runs: Array<{ combo: Combo; env?: Record<string, string>; label?: string }> = only === 'images' ? [] : [
     ...STRATEGY_COMBOS.map(combo => ({ combo })),
     { combo: { recipe: 'registry', engine: 'd20x' }, env: fallbackEnv, label: 'registry (no BuildKit image: falls back to inline)' },
     ...BASELINE_COMBOS.map(combo => ({ combo })),
@@ -91,13 +94,55 @@ async function main(): Promise<void> {
         console.log(rows[rows.length - 1]);
       }
     }
+    if (runs.length > 0) {
+      console.log('');
+      console.log('✗ = executed set differs from the ideal set. Warm/floor: median over the warm builds of the row, each divided by the');
+      console.log(`median of ${FLOOR_BUILDS} app-change builds of the same recipe on a builder that kept its local cache.`);
+      console.log(`cache-bench: ${atIdeal}/${total} ideal, no-op cache bytes ${noopBytes}, warm/floor median ${median(warmRatios).toFixed(2)}`);
+    }
+    await imagesRows(vars, started, engineFor);
   } finally {
     engines.forEach(e => e.dispose());
   }
+}
+
+/**
+ * Two images (web, api) with a common base stage in one cache repository, seven builds on two branches. The floor is the same
+ * seven builds on a builder that keeps its local cache; warm/floor is the median, over the warm builds (something cached,
+ * something to run), of each build's time divided by the same build's floor time.
+ */
+async function imagesRows(vars: Record<string, string>, started: Set<string>, engineFor: (n: EngineName) => Engine): Promise<void> {
   console.log('');
-  console.log('✗ = executed set differs from the ideal set. Warm/floor: median over the warm builds of the row, each divided by the');
-  console.log(`median of ${FLOOR_BUILDS} app-change builds of the same recipe on a builder that kept its local cache.`);
-  console.log(`cache-bench: ${atIdeal}/${total} ideal, no-op cache bytes ${noopBytes}, warm/floor median ${median(warmRatios).toFixed(2)}`);
+  console.log('Several images: web and api share a base stage and one cache repository; builds web@main, api@main, web@main,');
+  console.log('api@main (dependency change), api@feature, web@feature (no change), web@feature');
+  console.log('');
+  console.log('| strategy | engine | executed/ideal steps per build | at ideal | wall s per build | cache bytes added per build | warm/floor |');
+  console.log('|---|---|---|---|---|---|---|');
+  let atIdeal = 0;
+  let total = 0;
+  for (const combo of STRATEGY_COMBOS) {
+    if (!started.has(combo.engine)) {
+      console.log(`| ${combo.recipe} | ${combo.engine} | engine not started | | | | |`);
+      continue;
+    }
+    const engine = engineFor(combo.engine);
+    const run = await runImagesScenario(combo, engine, vars);
+    const floorRun = await runImagesScenario(combo, engine, vars, { keepLocal: true });
+    const b = run.builds;
+    const ideal = b.filter(x => x.executed.join() === x.ideal.join()).length;
+    atIdeal += ideal;
+    total += b.length;
+    // Warm: something came from the cache and something had to run.
+    const steps = { web: IMAGES_WEB.steps.length, api: IMAGES_API.steps.length };
+    const warm = b.map((x, i) => ({ x, i })).filter(({ x, i }) => x.ideal.length > 0 && x.ideal.length < steps[IMAGE_BUILDS[i].image]);
+    const ratios = warm.map(({ x, i }) => x.seconds / floorRun.builds[i].seconds);
+    const cells = b.map(x => `${x.executed.length}/${x.ideal.length}${x.executed.join() === x.ideal.join() ? '' : '✗'}`).join(' ');
+    console.log(`| ${combo.recipe} | ${combo.engine} | ${cells} | ${ideal}/${b.length} | ${b.map(x => x.seconds.toFixed(1)).join(' ')}`
+      + ` | ${b.map(x => bytes(x.cacheBytesAdded)).join(' ')} | ${ratios.length ? median(ratios).toFixed(2) : '-'} |`);
+  }
+  console.log('');
+  // Multi-platform rows are not built yet (issue 13): one platform per image here.
+  console.log(`multi-bench: platforms 1, images 2, ${atIdeal}/${total} ideal`);
 }
 
 main().catch(e => {

@@ -605,3 +605,93 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
     project.remove();
   }
 }
+
+/** The base stage both Dockerfiles start with, line for line: what one image builds, the other may reuse. */
+const SHARED_STAGE = { name: 'base', from: 'BASE' };
+const SHARED_STEPS = [
+  { id: 's1', stage: 'base', line: run('s1', 'mkdir -p /shared && head -c 131072 /dev/urandom > /shared/tools.bin') },
+  { id: 's2', stage: 'base', line: run('s2', 'sleep 1 && echo shared > /shared/setup') },
+];
+
+export const IMAGES_WEB: Layout = {
+  name: 'web',
+  stages: [SHARED_STAGE, { name: 'web', from: 'base' }],
+  steps: [
+    ...SHARED_STEPS,
+    { id: 'w1', stage: 'web', line: 'COPY app.txt /web/app.txt', input: 'app' },
+    { id: 'w2', stage: 'web', line: run('w2', 'cat /web/app.txt > /web/built') },
+  ],
+  metadata: ['CMD ["cat", "/web/built"]'],
+};
+
+export const IMAGES_API: Layout = {
+  name: 'api',
+  stages: [SHARED_STAGE, { name: 'api', from: 'base' }],
+  steps: [
+    ...SHARED_STEPS,
+    { id: 'a1', stage: 'api', line: 'COPY deps.txt /api/deps.txt', input: 'deps' },
+    { id: 'a2', stage: 'api', line: run('a2', 'head -c 65536 /dev/urandom > /api/deps.bin') },
+    { id: 'a3', stage: 'api', line: 'COPY app.txt /api/app.txt', input: 'app' },
+    { id: 'a4', stage: 'api', line: run('a4', 'cat /api/app.txt > /api/built') },
+  ],
+  metadata: ['CMD ["cat", "/api/built"]'],
+};
+
+export interface ImageBuild { readonly image: 'web' | 'api'; readonly branch: string; readonly change: 'app' | 'deps' | 'none' }
+
+/** Web cold, then api (the base from web), app changes on each, api's dependency change, both on a new branch. */
+export const IMAGE_BUILDS: readonly ImageBuild[] = [
+  { image: 'web', branch: 'main', change: 'app' },
+  { image: 'api', branch: 'main', change: 'app' },
+  { image: 'web', branch: 'main', change: 'app' },
+  { image: 'api', branch: 'main', change: 'deps' },
+  { image: 'api', branch: 'feature/both', change: 'app' },
+  { image: 'web', branch: 'feature/both', change: 'none' },
+  { image: 'web', branch: 'feature/both', change: 'app' },
+];
+
+/** One build of the two-image scenario, with what it was. */
+export interface ImagesRun {
+  readonly builds: readonly BuildResult[];
+  /** `web@main`, ... per build. */
+  readonly labels: readonly string[];
+}
+
+/**
+ * Several images share one cache repository (a CachedImageBuildGroup): web and api, each with its own immutable app
+ * repository, writing `<image>--<branch>` refs to one cache repository and reading each other's (CIB_IMAGE_NAME,
+ * CIB_CACHE_FROM_IMAGES). A step is ideal-cached when either image built the same step (same parent chain, line and input)
+ * on the build's branch or the default branch. Every build on a wiped builder, unless `keepLocal` (the floor).
+ */
+export async function runImagesScenario(combo: Combo, engine: Engine, vars: Record<string, string>,
+  options: { keepLocal?: boolean; crossImage?: boolean } = {}): Promise<ImagesRun> {
+  const webRepos = await freshRepos(vars, combo, options.keepLocal ? 'images-floor' : 'images');
+  const apiApp = webRepos.app.replace(/-app$/, '-api-app');
+  await createRepository(vars, apiApp.slice(vars.CIB_REGISTRY.length + 1), 'IMMUTABLE');
+  const repos: Record<'web' | 'api', Repos> = { web: webRepos, api: { ...webRepos, app: apiApp } };
+  const projects = { web: new Project(vars.CIB_BASE_IMAGE, IMAGES_WEB), api: new Project(vars.CIB_BASE_IMAGE, IMAGES_API) };
+  const built = new Map<string, Set<string>>();
+  const builds: BuildResult[] = [];
+  try {
+    for (const [i, b] of IMAGE_BUILDS.entries()) {
+      const project = projects[b.image];
+      if (b.change === 'app') project.app = `app-v${i + 1}`;
+      if (b.change === 'deps') project.deps = `deps-v${i + 1}`;
+      const available = new Set([...(built.get(b.branch) ?? []), ...(built.get('main') ?? [])]);
+      const other = b.image === 'web' ? 'api' : 'web';
+      const r = await runBuild({
+        combo, engine, project, repos: repos[b.image], branch: b.branch, tag: `b${i + 1}`, available, control: vars.CIB_REGISTRY_CONTROL,
+        keepLocal: options.keepLocal && i > 0,
+        env: { CIB_IMAGE_NAME: b.image, CIB_CACHE_FROM_IMAGES: options.crossImage === false ? '' : other },
+      });
+      const keys = built.get(b.branch) ?? new Set<string>();
+      for (const k of project.stepKeys().values()) keys.add(k);
+      built.set(b.branch, keys);
+      builds.push(r);
+    }
+  } finally {
+    projects.web.remove();
+    projects.api.remove();
+  }
+  return { builds, labels: IMAGE_BUILDS.map(b => `${b.image}@${b.branch}`) };
+}
