@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { BuildScript, BuildScriptOptions, MAX_INLINE_BUILDSPEC_LENGTH } from '../lib/build-script/build-script';
 import { invalidBranchReason } from '../lib/build-script/cache-refs';
+import { MULTI_PLATFORM_STRATEGIES } from '../lib/build-script/config';
 import { StrategyName } from '../lib/build-script/engine';
 
 const USAGE = `Usage: cached-build <script|env|buildspec> [flags]
@@ -23,7 +24,7 @@ Flags:
   --no-cache-write                     never write cache
   --build-arg KEY=VALUE                build argument (repeatable)
   --target STAGE                       target stage
-  --platform OS/ARCH                   target platform
+  --platform OS/ARCH[,OS/ARCH...]      target platform; several build one index (registry strategy)
   --buildkit-image IMAGE               BuildKit image for the docker-container builder (registry)
   --no-reuse-existing-image            build even when the tag already exists in the app repository
   -h, --help                           this text
@@ -169,6 +170,10 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
       default:
         throw new UsageError(raw.startsWith('-') ? `unknown flag '${flag}'` : `unexpected argument '${raw}'`);
     }
+  }
+  if (o.platform?.includes(',') && !MULTI_PLATFORM_STRATEGIES.includes(o.strategy)) {
+    throw new UsageError(`--platform '${o.platform}' names several platforms: only --strategy registry builds a multi-platform image, `
+      + `got --strategy ${o.strategy}`);
   }
   if (readOnly.length > 0) o.readOnlyBranches = readOnly;
   if (Object.keys(buildArgs).length > 0) o.buildArgs = buildArgs;

@@ -16,7 +16,8 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { assertInlineBuildSpecFits, BUILD_METRICS_NAMESPACE_PREFIX, buildMetricsNamespace, BuildScript, ScriptDelivery } from './build-script/build-script';
-import { BUILD_ARG_NAME, SECRET_ID } from './build-script/config';
+import { BUILD_ARG_NAME, MULTI_PLATFORM_STRATEGIES, SECRET_ID } from './build-script/config';
+import { StrategyName } from './build-script/engine';
 import { branchTag, invalidBranchReason } from './build-script/cache-refs';
 import { CacheCleanup } from './cache-cleanup';
 import { CacheCleanupOptions, validateCleanupOptions } from './cache-cleanup-options';
@@ -60,7 +61,14 @@ export interface CachedImageBuildProps {
   /** Target stage. @default - the last stage */
   readonly target?: string;
 
-  /** Target platform, e.g. `linux/arm64`. @default - the build host's platform */
+  /**
+   * Target platform, e.g. `linux/arm64`, or several, comma-separated, for one multi-platform image.
+   *
+   * Several (`linux/amd64,linux/arm64`) build one image index in one BuildKit build, with one cache export that holds every
+   * platform, so each platform's cache hits on every build: `CacheStrategy.registry()` only. A platform other than the build
+   * host's runs emulated, which needs QEMU registered with binfmt_misc on the build host.
+   * @default - the build host's platform
+   */
   readonly platform?: string;
 
   /** Branch whose cache every branch falls back to. @default 'main' */
@@ -518,6 +526,11 @@ export class CachedImageBuild extends Construct {
     }
     if (props.platform !== undefined && !Token.isUnresolved(props.platform) && !PLATFORM.test(props.platform)) {
       fail(`platform must look like linux/amd64 (comma-separated for several), got '${props.platform}'`);
+    }
+    if (props.platform !== undefined && !Token.isUnresolved(props.platform) && props.platform.includes(',')
+      && !MULTI_PLATFORM_STRATEGIES.includes(this.strategy.kind as string as StrategyName)) {
+      fail(`platform '${props.platform}' names several platforms: only CacheStrategy.registry() builds a multi-platform image `
+        + `(one BuildKit build, one cache export holding every platform); the ${this.strategy.kind} strategy builds one platform`);
     }
     if (props.containerName !== undefined && !Token.isUnresolved(props.containerName) && !CONTAINER.test(props.containerName)) {
       fail(`containerName must be 1-255 of [A-Za-z0-9_-], got '${props.containerName}'`);

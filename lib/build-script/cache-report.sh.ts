@@ -131,6 +131,14 @@ cib_write_artifacts() {
   cp "$CIB_WORK_DIR/cache-report.json" "$dir/cache-report.json"
 }
 
+# "platform total cached" for each platform the step titles name (a multi-platform BuildKit build: "[linux/amd64 2/6] ...").
+cib_platform_counts() {
+  [ -s "$CIB_WORK_DIR/steps.tsv" ] || return 0
+  awk -F '\\t' 'match($3, /^\\[[a-z0-9]+\\/[a-z0-9_]+(\\/[a-z0-9]+)? /) {
+      p = substr($3, 2, RLENGTH - 2); if (!(p in total)) order[++n] = p; total[p]++; if ($1 == "cached") cached[p]++ }
+    END { for (i = 1; i <= n; i++) printf "%s %d %d\\n", order[i], total[order[i]], cached[order[i]] }' "$CIB_WORK_DIR/steps.tsv"
+}
+
 # One line a person reads in a second.
 cib_verdict() {
   local total="$1" cached="$2" line
@@ -139,6 +147,9 @@ cib_verdict() {
     return
   fi
   line="cache: $cached/$total steps reused"
+  local per
+  per=$(cib_platform_counts | awk '{ printf "%s%s %d/%d", (NR > 1 ? ", " : ""), $1, $3, $2 }')
+  if [ -n "$per" ]; then line="$line ($per)"; fi
   if [ -n "\${CIB_STEPS_UNKNOWN:-}" ]; then line="cache: results unknown (no step in the engine's log)"; fi
   if [ "$total" -gt 0 ] && [ "$cached" -eq 0 ]; then line="$line (no usable cache)"; fi
   if [ -n "\${CACHE_REF_WRITTEN:-}" ]; then
@@ -169,6 +180,8 @@ cib_write_report_json() {
     printf '"reused":%s,"stepsUnknown":%s,"fallback":%s,' "\${IMAGE_REUSED:-false}" "$([ -n "\${CIB_STEPS_UNKNOWN:-}" ] && echo true || echo false)" "$(if [ -n "\${CIB_FALLBACK:-}" ]; then cib_json_string "$CIB_FALLBACK"; else echo null; fi)"
     printf '"stepsTotal":%s,"stepsCached":%s,"stepsExecuted":%s,"hitRatio":%s,' \\
       "$CACHE_STEPS_TOTAL" "$CACHE_STEPS_CACHED" "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" "\${CACHE_HIT_RATIO:-null}"
+    printf '"platforms":[%s],' "$(cib_platform_counts | awk '{ printf "%s{\\"platform\\":\\"%s\\",\\"stepsTotal\\":%d,\\"stepsCached\\":%d}",
+      (NR > 1 ? "," : ""), $1, $2, $3 }')"
     printf '"refsRead":%s,"refWritten":%s,"cacheBytesPushed":%s,"buildSeconds":%s,"verdict":%s,"steps":[%s]}\\n' \\
       "$(cib_json_list "\${CACHE_REFS_READ:-}")" "$(cib_json_string "\${CACHE_REF_WRITTEN:-}")" "\${CACHE_BYTES_PUSHED:-0}" \\
       "$BUILD_SECONDS" "$(cib_json_string "$verdict")" "$steps"

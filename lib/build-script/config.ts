@@ -4,6 +4,7 @@
  * parameter, an imported value) stays a value whatever it contains, and no property can make the buildspec grow.
  */
 import { IMAGE_NAME, MAX_IMAGE_NAME_LENGTH } from './cache-refs';
+import { StrategyName } from './engine';
 
 /** Everything a build is configured with. Plain data: no CDK types. Values may be CDK tokens (they stay values). */
 export interface BuildConfig {
@@ -27,7 +28,7 @@ export interface BuildConfig {
   readonly buildSecretEnv?: Readonly<Record<string, string>>;
   /** `--target` stage. @default - the last stage */
   readonly target?: string;
-  /** `--platform`. @default - the engine's platform */
+  /** `--platform`; several, comma-separated, build one multi-platform image (registry strategy only). @default - the engine's platform */
   readonly platform?: string;
   /** BuildKit image for the docker-container builder (registry strategy). @default DEFAULT_BUILDKIT_IMAGE */
   readonly buildkitImage?: string;
@@ -45,6 +46,17 @@ export interface BuildConfig {
    */
   readonly cacheFromImages?: readonly string[];
 }
+
+/**
+ * The strategies that build several platforms (`--platform a,b`) into one image index: the registry strategy only. BuildKit
+ * builds every platform in one solve, and its mode=max registry cache export holds every platform's records, so each
+ * platform hits on every build. The inline strategy cannot: docker 20.10's image store holds one platform per tag, and the
+ * strategy pulls its cache refs into that store (one platform each) before building, so every other platform would miss on
+ * every build. buildah (1.28 here) builds a platform list only into a local manifest list (`--manifest`, pushed with
+ * `buildah manifest push --all`), a path this library does not drive and could not prove on the engines; it is refused
+ * rather than claimed.
+ */
+export const MULTI_PLATFORM_STRATEGIES: readonly StrategyName[] = ['registry'];
 
 /** The default BuildKit image for the docker-container builder (buildx's own default). */
 export const DEFAULT_BUILDKIT_IMAGE = 'moby/buildkit:buildx-stable-1';
@@ -70,7 +82,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ readonly name: string; readonly d
   { name: `${BUILD_ARG_PREFIX}<NAME>`, default: '', doc: 'one variable per --build-arg NAME=value' },
   { name: 'CIB_SECRETS', default: '', doc: 'space-separated id=VARIABLE: build secret id and the variable holding its value' },
   { name: 'CIB_TARGET', default: '', doc: 'target stage (default: the last)' },
-  { name: 'CIB_PLATFORM', default: '', doc: 'target platform, e.g. linux/arm64' },
+  { name: 'CIB_PLATFORM', default: '', doc: 'target platform, e.g. linux/arm64; several, comma-separated, with the registry strategy' },
   { name: 'CIB_BUILDKIT_IMAGE', default: DEFAULT_BUILDKIT_IMAGE, doc: 'BuildKit image for the docker-container builder (registry strategy)' },
   { name: 'CIB_CONTAINER_NAME', default: 'app', doc: 'container name in imagedefinitions.json' },
   { name: 'CIB_METRICS', default: 'true', doc: 'true|false: publish metrics to CloudWatch (in CodeBuild)' },
@@ -145,6 +157,11 @@ export const CONFIG_SHELL = `cib_config() {
     [ -z "$entry" ] || { [[ $entry =~ ${IMAGE_NAME.source.replace('(?:', '(')} ]] && [ "\${#entry}" -le ${MAX_IMAGE_NAME_LENGTH} ]; } \\
       || cib_die "CIB_IMAGE_NAME and CIB_CACHE_FROM_IMAGES entries must be 1-${MAX_IMAGE_NAME_LENGTH} of a-z 0-9 with single . _ - between, got '$entry'"
   done
+  # Several platforms: one BuildKit build of them all and one cache export holding every platform (MULTI_PLATFORM_STRATEGIES).
+  if [[ $CIB_PLATFORM == *,* ]] && [ "$CIB_STRATEGY" != registry ]; then
+    cib_die "CIB_PLATFORM '$CIB_PLATFORM' names several platforms: only the registry strategy builds a multi-platform image" \\
+      "(one BuildKit build, one cache export holding every platform); the $CIB_STRATEGY strategy builds one platform a build"
+  fi
   if [ -z "$CIB_IMAGE_NAME" ] && [ "\${#CIB_CACHE_FROM_LIST[@]}" -gt 0 ]; then
     cib_die 'CIB_CACHE_FROM_IMAGES needs CIB_IMAGE_NAME: images that share a cache repository each name their refs'
   fi

@@ -14,7 +14,12 @@ import { DOCKER_CACHE_BYTES_SHELL } from './shell';
  * docker-container builder runs `CIB_BUILDKIT_IMAGE`. When that image cannot be started (Docker Hub's anonymous pull
  * limit, an outage), the build falls back to the inline strategy for this build, with a warning and the
  * `BuilderFallback` metric, instead of failing: BuildKit's registry importer reads the inline cache such a build
- * writes to the branch ref, and the next good build writes a full registry cache again.
+ * writes to the branch ref, and the next good build writes a full registry cache again. A multi-platform build (several
+ * comma-separated platforms) fails there instead: the inline strategy builds one platform.
+ *
+ * Several platforms are one BuildKit build: the app image is an index of one manifest a platform (its digest is
+ * IMAGE_DIGEST), the cache export holds every platform's records in one ref, and the log names each step's platform
+ * (`[linux/amd64 2/6]`), which the report counts per platform.
  *
  * Default attestations are off (`BUILDX_NO_DEFAULT_ATTESTATIONS`): with them the image is an index, and the docker
  * driver on the containerd image store pushes the tag again "with docker", which an immutable ECR repository refuses.
@@ -71,7 +76,14 @@ cib_registry_builder() {
         --driver-opt "image=$CIB_BUILDKIT_IMAGE" --driver-opt network=host \\
         --buildkitd-config "$config" --bootstrap > "$CIB_WORK_DIR/builder.log" 2>&1; then
         docker buildx rm "$builder" >/dev/null 2>&1 || true
-        cib_warn "the BuildKit image $CIB_BUILDKIT_IMAGE could not be started: $(grep -m1 'ERROR' "$CIB_WORK_DIR/builder.log" || tail -n 1 "$CIB_WORK_DIR/builder.log")"
+        local why
+        why=$(grep -m1 'ERROR' "$CIB_WORK_DIR/builder.log" || tail -n 1 "$CIB_WORK_DIR/builder.log")
+        if [[ $CIB_PLATFORM == *,* ]]; then
+          # The inline strategy builds one platform: falling back would push an image without the others.
+          cib_die "the BuildKit image $CIB_BUILDKIT_IMAGE could not be started ($why), and a multi-platform build" \\
+            "(CIB_PLATFORM '$CIB_PLATFORM') cannot fall back to the inline strategy: set CIB_BUILDKIT_IMAGE to a copy of moby/buildkit in ECR"
+        fi
+        cib_warn "the BuildKit image $CIB_BUILDKIT_IMAGE could not be started: $why"
         cib_warn 'this build falls back to the inline strategy (set CIB_BUILDKIT_IMAGE to a copy of moby/buildkit in ECR; see the README)'
         builder=''
         cib_state_set CIB_FALLBACK inline

@@ -396,6 +396,39 @@ describe('configuration is data: no value becomes script text', () => {
   });
 });
 
+describe('several platforms', () => {
+  test('registry: one build of every platform, steps counted per platform, the index digest exported, cache exported once', () => {
+    const r = run({ platform: 'linux/amd64,linux/386' }, { CACHE_BRANCH: 'main', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') }, 'buildkit-multiplatform.log');
+    expect(r.status).toBe(0);
+    const builds = r.calls.filter(c => c.startsWith('buildx build'));
+    expect(builds).toHaveLength(2);
+    for (const b of builds) expect(b).toContain('--platform=linux/amd64,linux/386');
+    expect(cacheTo(r)).toHaveLength(1);
+    expect(r.exports).toMatchObject({ IMAGE_DIGEST: `sha256:${'0'.repeat(63)}7`, CACHE_STEPS_TOTAL: '6', CACHE_STEPS_CACHED: '3', CACHE_REF_WRITTEN: 'main' });
+    expect(r.stderr).toContain('cache: 3/6 steps reused (linux/amd64 1/3, linux/386 2/3), wrote main');
+    const report = JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'cache-report.json'), 'utf8'));
+    expect(report.platforms).toEqual([
+      { platform: 'linux/amd64', stepsTotal: 3, stepsCached: 1 }, { platform: 'linux/386', stepsTotal: 3, stepsCached: 2 },
+    ]);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imageDetail.json'), 'utf8'))).toEqual({ ImageURI: `${APP}@sha256:${'0'.repeat(63)}7` });
+  });
+
+  test('one platform: the report has no per-platform counts', () => {
+    const r = run({ platform: 'linux/arm64' }, { CACHE_BRANCH: 'main', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('cache: 1/3 steps reused, wrote main');
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'cache-report.json'), 'utf8')).platforms).toEqual([]);
+  });
+
+  test.each(['inline', 'buildah'] as const)('%s refuses several platforms before anything runs, naming the value', strategy => {
+    const r = run({ strategy, platform: 'linux/amd64,linux/386' }, { CACHE_BRANCH: 'main' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`ERROR: CIB_PLATFORM 'linux/amd64,linux/386' names several platforms: only the registry strategy builds a `
+      + `multi-platform image (one BuildKit build, one cache export holding every platform); the ${strategy} strategy builds one platform a build`);
+    expect(r.calls).toEqual([]);
+  });
+});
+
 describe('the branch', () => {
   test('a source version that names a branch with slashes is that branch (a read-only dependabot build writes no cache)', () => {
     const r = run({ readOnlyBranches: ['dependabot/*'] }, { CODEBUILD_SOURCE_VERSION: 'dependabot/npm_and_yarn/x' });
