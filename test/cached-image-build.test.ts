@@ -98,6 +98,14 @@ describe('the CodeBuild project', () => {
     expect(JSON.stringify(stack.resolve(s3[0].Resource))).toContain(`${asset.assetHash}.sh`);
   });
 
+  test('several platforms (registry): one variable, the same script; a token is checked by the script at build time', () => {
+    const { t, build } = synth({ platform: 'linux/amd64,linux/arm64' });
+    expect(variables(t)).toMatchObject({ CIB_PLATFORM: 'linux/amd64,linux/arm64' });
+    expect(build.renderScript()).toBe(new CachedImageBuild(new Stack(new App(), 'Other'), 'B').renderScript());
+    const inline = synth({ strategy: CacheStrategy.inline() }, st => ({ platform: new CfnParameter(st, 'Platforms').valueAsString }));
+    expect(variables(inline.t)).toMatchObject({ CIB_PLATFORM: { Ref: 'Platforms' } });
+  });
+
   test('every value reaches the build as a variable, tokens included: none becomes script text', () => {
     const { t, stack, build } = synth({}, st => {
       const p = new CfnParameter(st, 'Arg');
