@@ -154,6 +154,8 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
         if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?(,[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?)*$/.test(v)) {
           throw new UsageError(`--platform must look like linux/amd64, got '${v}'`);
         }
+        const twice = v.split(',').find((p, n, all) => all.indexOf(p) !== n);
+        if (twice) throw new UsageError(`--platform '${v}' names ${twice} twice`);
         o.platform = v;
         break;
       }

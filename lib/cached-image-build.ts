@@ -527,6 +527,9 @@ export class CachedImageBuild extends Construct {
     if (props.platform !== undefined && !Token.isUnresolved(props.platform) && !PLATFORM.test(props.platform)) {
       fail(`platform must look like linux/amd64 (comma-separated for several), got '${props.platform}'`);
     }
+    const platforms = props.platform !== undefined && !Token.isUnresolved(props.platform) ? props.platform.split(',') : [];
+    const twice = platforms.find((p, i) => platforms.indexOf(p) !== i);
+    if (twice) fail(`platform '${props.platform}' names ${twice} twice`);
     if (props.platform !== undefined && !Token.isUnresolved(props.platform) && props.platform.includes(',')
       && !MULTI_PLATFORM_STRATEGIES.includes(this.strategy.kind as string as StrategyName)) {
       fail(`platform '${props.platform}' names several platforms: only CacheStrategy.registry() builds a multi-platform image `

@@ -315,6 +315,7 @@ describe('validation names the prop and the value', () => {
     ['bad build arg', { buildArgs: { 'A-B': '1' } }, /buildArgs key 'A-B' is not a valid variable name/],
     ['bad target', { target: 'a b' }, /target must be a stage name, got 'a b'/],
     ['bad platform', { platform: 'x86' }, /platform must look like linux\/amd64 .* got 'x86'/],
+    ['a platform twice', { platform: 'linux/amd64,linux/arm64,linux/amd64' }, /platform 'linux\/amd64,linux\/arm64,linux\/amd64' names linux\/amd64 twice/],
     ['several platforms, inline', { strategy: CacheStrategy.inline(), platform: 'linux/amd64,linux/arm64' },
       /platform 'linux\/amd64,linux\/arm64' names several platforms: only CacheStrategy.registry\(\) builds .* the inline strategy builds one/],
     ['several platforms, buildah', { strategy: CacheStrategy.buildah(), platform: 'linux/amd64,linux/arm64' },

@@ -63,6 +63,7 @@ describe('cached-build CLI', () => {
     [['env', '--platform', 'linux/amd64,linux/arm64', '--strategy', 'buildah'],
       /--platform 'linux\/amd64,linux\/arm64' names several platforms: only --strategy registry builds .*, got --strategy buildah/,
     ],
+    [['env', '--platform', 'linux/386,linux/386'], /--platform 'linux\/386,linux\/386' names linux\/386 twice/],
     [['env', '--target', 'a b'], /--target must be a stage name, got 'a b'/],
     [['script', '--strategy', 'inline', '--strategy', 'registry'], /--strategy given twice/],
     [['env', '--no-cache-write=yes'], /--no-cache-write takes no value/],
