@@ -131,12 +131,17 @@ cib_write_artifacts() {
   cp "$CIB_WORK_DIR/cache-report.json" "$dir/cache-report.json"
 }
 
-# "platform total cached" for each platform the step titles name (a multi-platform BuildKit build: "[linux/amd64 2/6] ...").
+# "platform total cached" for each platform the step titles name (a multi-platform BuildKit build: "[linux/amd64 2/6] ..."),
+# in the order of CIB_PLATFORM (the log's order varies from build to build), then any other.
 cib_platform_counts() {
   [ -s "$CIB_WORK_DIR/steps.tsv" ] || return 0
-  awk -F '\\t' 'match($3, /^\\[[a-z0-9]+\\/[a-z0-9_]+(\\/[a-z0-9]+)? /) {
-      p = substr($3, 2, RLENGTH - 2); if (!(p in total)) order[++n] = p; total[p]++; if ($1 == "cached") cached[p]++ }
-    END { for (i = 1; i <= n; i++) printf "%s %d %d\\n", order[i], total[order[i]], cached[order[i]] }' "$CIB_WORK_DIR/steps.tsv"
+  awk -F '\\t' -v platforms="\${CIB_PLATFORM:-}" 'match($3, /^\\[[a-z0-9]+\\/[a-z0-9_]+(\\/[a-z0-9]+)? /) {
+      p = substr($3, 2, RLENGTH - 2); if (!(p in total)) seen[++n] = p; total[p]++; if ($1 == "cached") cached[p]++ }
+    END {
+      m = split(platforms, order, ",")
+      for (i = 1; i <= n; i++) { known = 0; for (j = 1; j <= m; j++) if (order[j] == seen[i]) known = 1; if (!known) order[++m] = seen[i] }
+      for (j = 1; j <= m; j++) if (order[j] in total) printf "%s %d %d\\n", order[j], total[order[j]], cached[order[j]]
+    }' "$CIB_WORK_DIR/steps.tsv"
 }
 
 # One line a person reads in a second.

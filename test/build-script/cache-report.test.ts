@@ -35,6 +35,19 @@ describe.each([
   });
 });
 
+describe('step parser on a real two-platform log (registry, docker 26: linux/amd64 + linux/386, the 386 deps changed)', () => {
+  test('every step of each platform, titled with its platform; 386 ran its deps path, amd64 nothing', () => {
+    const s = steps(BUILDKIT_STEPS_AWK, 'real-registry-d26-platforms-deps386.log');
+    const of = (platform: string) => s.filter(x => x.title.startsWith(`[${platform} `));
+    const stepNo = (title: string) => Number(/ (\d+)\/\d+\] /.exec(title)![1]);
+    expect(of('linux/amd64').map(x => stepNo(x.title)).sort()).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(of('linux/386').map(x => stepNo(x.title)).sort()).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(s).toHaveLength(12);
+    expect(of('linux/amd64').filter(x => x.status === 'executed')).toEqual([]);
+    expect(of('linux/386').filter(x => x.status === 'executed').map(x => stepNo(x.title)).sort()).toEqual([4, 5, 6, 7]);
+  });
+});
+
 describe('BuildKit hits without CACHED', () => {
   test('a step whose layer is only pulled and extracted for a later step counts as a hit', () => {
     const log = [
