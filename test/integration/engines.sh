@@ -18,7 +18,10 @@
 #            every manifest write recorded. Every engine talks to the front.
 #
 # plus a network-free base image (busybox-static) pushed to the registry as
-# 127.0.0.1:5000/cib/base:1.
+# 127.0.0.1:5000/cib/base:1, and a two-platform one (an index of linux/amd64
+# and linux/386: Debian 12's busybox-static for amd64 and for i386, fetched
+# once through a private apt config; i386 binaries run natively on an x86_64
+# kernel) as 127.0.0.1:5000/cib/base-multi:1.
 #
 # Usage: engines.sh up|down|status
 #   up      apt-installs what is missing (Debian 12, root), downloads the trixie
@@ -53,6 +56,8 @@ REGISTRY=127.0.0.1:5000
 UPSTREAM=127.0.0.1:5001
 PROJECT_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
 BASE_IMAGE=$REGISTRY/cib/base:1
+MULTI_BASE_IMAGE=$REGISTRY/cib/base-multi:1
+MULTI_BASE_PLATFORMS=linux/amd64,linux/386
 
 APT_PACKAGES=(docker.io buildah docker-registry busybox-static runc containerd
   tini shellcheck curl ca-certificates uidmap fuse-overlayfs)
@@ -175,6 +180,39 @@ trixie_fetch() {
   mv "$tmp"/*.deb "$debs"/
   rmdir "$tmp"
   rm -rf "$apt/cache/archives" "$apt/cache"/*.bin
+}
+
+# Debian 12's busybox-static for i386, through a private apt configuration whose only architecture is i386: the
+# system's apt configuration and dpkg architectures stay as they are. Prints the path of the i386 busybox.
+busybox_i386() {
+  local dir=$CACHE_DIR/busybox-i386 apt=$CACHE_DIR/apt-i386 deb
+  deb=$(compgen -G "$dir/busybox-static_*_i386.deb" | head -n 1 || true)
+  if [[ -z $deb ]]; then
+    local mirror
+    mirror=$(trixie_mirror)
+    log "downloading busybox-static:i386 from $mirror bookworm (private apt config)"
+    mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" "$apt/etc/preferences.d" "$dir" || return 1
+    : >"$apt/state/status"
+    echo "deb [arch=i386 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror bookworm main" \
+      >"$apt/etc/sources.list"
+    local opts=(
+      -o "Dir::State=$apt/state" -o "Dir::State::status=$apt/state/status"
+      -o "Dir::Cache=$apt/cache" -o "Dir::Etc::SourceList=$apt/etc/sources.list"
+      -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::Etc::Preferences=/dev/null"
+      -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d"
+      -o "APT::Architecture=i386" -o "APT::Architectures::=i386" -o "APT::Sandbox::User=root"
+    )
+    apt-get "${opts[@]}" update -qq || { warn "private apt-get update (bookworm i386) failed"; return 1; }
+    (cd "$dir" && apt-get -qq "${opts[@]}" download busybox-static:i386) || { warn "apt-get download busybox-static:i386 failed"; return 1; }
+    rm -rf "$apt/cache/archives" "$apt/cache"/*.bin
+    deb=$(compgen -G "$dir/busybox-static_*_i386.deb" | head -n 1) || { warn "no busybox-static i386 deb in $dir"; return 1; }
+  fi
+  if [[ ! -x $dir/root/bin/busybox || $dir/root/bin/busybox -ot $deb ]]; then
+    rm -rf "$dir/root"
+    dpkg-deb -x "$deb" "$dir/root" || return 1
+  fi
+  "$dir/root/bin/busybox" true || { warn "the i386 busybox does not run on this kernel (no IA32 emulation?)"; return 1; }
+  echo "$dir/root/bin/busybox"
 }
 
 trixie_unpack() {
@@ -527,25 +565,27 @@ check_buildah() {
   return 1
 }
 
-# Network-free base image: busybox-static and its applet links.
+# Network-free base image: busybox-static and its applet links. Args: the busybox binary (default the system's) and
+# the tar's name (default base).
 make_base_tar() {
-  local tar=$CACHE_DIR/base/base.tar
-  local stamp=$CACHE_DIR/base/busybox.version want
-  want=$(dpkg-query -W -f='${Version}' busybox-static)
+  local busybox=${1:-/bin/busybox} name=${2:-base}
+  local tar=$CACHE_DIR/base/$name.tar
+  local stamp=$CACHE_DIR/base/$name.busybox want
+  want=$(sha256sum "$busybox" | cut -d ' ' -f 1)
   if [[ -s $tar && -f $stamp && $(cat "$stamp") == "$want" ]]; then
     echo "$tar"
     return 0
   fi
-  local rootfs=$CACHE_DIR/base/rootfs a
+  local rootfs=$CACHE_DIR/base/rootfs-$name a
   rm -rf "$rootfs"
   mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,proc,sys,dev,var/tmp}
   chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
-  cp /bin/busybox "$rootfs/bin/busybox"
+  cp "$busybox" "$rootfs/bin/busybox"
   while IFS= read -r a; do
     [[ -z $a || $a == bin/busybox ]] && continue
     mkdir -p "$rootfs/$(dirname "$a")"
     ln -sfn /bin/busybox "$rootfs/$a"
-  done < <(/bin/busybox --list-full)
+  done < <("$busybox" --list-full)
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
@@ -591,6 +631,65 @@ push_base() { # engine-that-is-up
       return "$rc"
       ;;
   esac
+}
+
+# upload_blob REPO FILE: one blob, the registry API's monolithic upload (POST, then PUT with the digest). Prints
+# "digest size".
+upload_blob() {
+  local repo=$1 file=$2 digest size location
+  digest=sha256:$(sha256sum "$file" | cut -d ' ' -f 1)
+  size=$(stat -c %s "$file")
+  location=$(curl -fsS -o /dev/null -D - -X POST "http://$REGISTRY/v2/$repo/blobs/uploads/" |
+    tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+  [[ -n $location ]] || return 1
+  [[ $location == http* ]] || location=http://$REGISTRY$location
+  [[ $location == *\?* ]] && location=$location\&digest=$digest || location=$location\?digest=$digest
+  curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$file" "$location" || return 1
+  echo "$digest $size"
+}
+
+# put_manifest REPO REFERENCE MEDIATYPE FILE: prints "digest size".
+put_manifest() {
+  curl -fsS -o /dev/null -X PUT -H "Content-Type: $3" --data-binary "@$4" "http://$REGISTRY/v2/$1/manifests/$2" || return 1
+  echo "sha256:$(sha256sum "$4" | cut -d ' ' -f 1) $(stat -c %s "$4")"
+}
+
+# The two-platform base (linux/amd64 + linux/386) as an index, written with the registry API (no engine holds a 386
+# image here): each platform's layer, config and manifest by digest, then the index under the tag. Called where
+# set -e does not apply (a failure is a warning): every command checks its own status.
+push_multi_base() {
+  local repo=${MULTI_BASE_IMAGE#*/} tmp rc=0
+  repo=${repo%:*}
+  create_repository "$repo" MUTABLE || return 1
+  tmp=$(mktemp -d) || return 1
+  write_multi_base "$repo" "$tmp" || rc=$?
+  rm -rf "$tmp"
+  return "$rc"
+}
+
+write_multi_base() { # repo tmpdir
+  local repo=$1 tmp=$2 arch tar busybox entries=() layer config manifest diff
+  for arch in amd64 386; do
+    busybox=/bin/busybox
+    if [[ $arch == 386 ]]; then busybox=$(busybox_i386) || return 1; fi
+    tar=$(make_base_tar "$busybox" "base-$arch") && [[ -s $tar ]] || return 1
+    gzip -n -c "$tar" >"$tmp/$arch.tar.gz" || return 1
+    diff=sha256:$(sha256sum "$tar" | cut -d ' ' -f 1)
+    printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=%s"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+      "$arch" /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$diff" >"$tmp/$arch.config.json"
+    layer=$(upload_blob "$repo" "$tmp/$arch.tar.gz") || return 1
+    config=$(upload_blob "$repo" "$tmp/$arch.config.json") || return 1
+    printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"%s","digest":"%s","size":%s},"layers":[{"mediaType":"%s","digest":"%s","size":%s}]}' \
+      application/vnd.docker.distribution.manifest.v2+json application/vnd.docker.container.image.v1+json "${config% *}" "${config#* }" \
+      application/vnd.docker.image.rootfs.diff.tar.gzip "${layer% *}" "${layer#* }" >"$tmp/$arch.manifest.json"
+    manifest=$(put_manifest "$repo" "sha256:$(sha256sum "$tmp/$arch.manifest.json" | cut -d ' ' -f 1)" \
+      application/vnd.docker.distribution.manifest.v2+json "$tmp/$arch.manifest.json") || return 1
+    entries+=("$(printf '{"mediaType":"%s","digest":"%s","size":%s,"platform":{"architecture":"%s","os":"linux"}}' \
+      application/vnd.docker.distribution.manifest.v2+json "${manifest% *}" "${manifest#* }" "$arch")")
+  done
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[%s,%s]}' \
+    "${entries[0]}" "${entries[1]}" >"$tmp/index.json" || return 1
+  put_manifest "$repo" "${MULTI_BASE_IMAGE##*:}" application/vnd.docker.distribution.manifest.list.v2+json "$tmp/index.json" >/dev/null
 }
 
 d26_check_runc() {
@@ -669,6 +768,13 @@ cmd_up() {
     die "could not push the base image $BASE_IMAGE with any engine"
   }
   log "base image $BASE_IMAGE pushed (imported with $base_by)"
+  local multi_base=""
+  if push_multi_base; then
+    multi_base=$MULTI_BASE_IMAGE
+    log "two-platform base image $MULTI_BASE_IMAGE pushed ($MULTI_BASE_PLATFORMS)"
+  else
+    warn "the two-platform base image $MULTI_BASE_IMAGE could not be pushed: the multi-platform tests will not run"
+  fi
 
   if [[ -n $BUILDAH_TEMPLATE ]] || check_buildah; then
     started+=(buildah)
@@ -692,6 +798,9 @@ export CIB_REGISTRY=$REGISTRY
 # the ECR-behaving front's control API (create repositories, read manifest writes)
 export CIB_REGISTRY_CONTROL=http://$REGISTRY/__front
 export CIB_BASE_IMAGE=$BASE_IMAGE
+# an index of linux/amd64 and linux/386 (empty when it could not be pushed)
+export CIB_MULTI_BASE_IMAGE=$multi_base
+export CIB_MULTI_BASE_PLATFORMS=$MULTI_BASE_PLATFORMS
 # docker 20.10: prepend CIB_D20_BIN to PATH, DOCKER_HOST=CIB_D20_HOST, DOCKER_BUILDKIT=1
 export CIB_D20_BIN=$CACHE_DIR/d20/bin
 export CIB_D20_HOST=unix://$RUN_DIR/d20.sock

@@ -220,6 +220,8 @@ export interface CacheReport {
   readonly cacheBytesPushed: number;
   readonly buildSeconds: number;
   readonly verdict: string;
+  /** Steps per platform, for a multi-platform build. */
+  readonly platforms?: Array<{ platform: string; stepsTotal: number; stepsCached: number }>;
   readonly steps: Array<{ step: string; status: string; seconds: number | null }>;
 }
 
