@@ -675,8 +675,8 @@ write_multi_base() { # repo tmpdir
     tar=$(make_base_tar "$busybox" "base-$arch") && [[ -s $tar ]] || return 1
     gzip -n -c "$tar" >"$tmp/$arch.tar.gz" || return 1
     diff=sha256:$(sha256sum "$tar" | cut -d ' ' -f 1)
-    printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=%s"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
-      "$arch" /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$diff" >"$tmp/$arch.config.json"
+    printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=%s"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created_by":"engines.sh: busybox-static %s"}]}' \
+      "$arch" /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$diff" "$arch" >"$tmp/$arch.config.json"
     layer=$(upload_blob "$repo" "$tmp/$arch.tar.gz") || return 1
     config=$(upload_blob "$repo" "$tmp/$arch.config.json") || return 1
     printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"%s","digest":"%s","size":%s},"layers":[{"mediaType":"%s","digest":"%s","size":%s}]}' \
