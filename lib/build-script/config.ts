@@ -52,9 +52,10 @@ export interface BuildConfig {
  * builds every platform in one solve, and its mode=max registry cache export holds every platform's records, so each
  * platform hits on every build. The inline strategy cannot: docker 20.10's image store holds one platform per tag, and the
  * strategy pulls its cache refs into that store (one platform each) before building, so every other platform would miss on
- * every build. buildah (1.28 here) builds a platform list only into a local manifest list (`--manifest`, pushed with
- * `buildah manifest push --all`), a path this library does not drive and could not prove on the engines; it is refused
- * rather than claimed.
+ * every build. buildah (1.28 here) builds a platform list into a local manifest list (`--manifest`, pushed with
+ * `buildah manifest push --all`) and keys its step cache per platform (checked on the engines), but it builds the platforms
+ * concurrently and its `--> Using cache` lines name no platform, so the step parser cannot tell whose hit a line is; until
+ * the script drives that path (one platform at a time, the list pushed once), it is refused rather than claimed.
  */
 export const MULTI_PLATFORM_STRATEGIES: readonly StrategyName[] = ['registry'];
 
