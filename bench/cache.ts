@@ -4,10 +4,12 @@
  * Then the several-images rows: two images sharing one cache repository (IMAGES_WEB, IMAGES_API). Prints Markdown tables and
  * machine-readable lines. BENCH_ONLY=images runs the several-images rows alone.
  */
+import * as fs from 'fs';
 import {
   BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, IMAGE_BUILDS, IMAGES_API, IMAGES_WEB, loadEngines, runBuild, runImagesScenario,
   runScenario, SCENARIOS, STRATEGY_COMBOS, Project, freshRepos,
 } from '../test/integration/harness';
+import { PLATFORM_BUILDS, PlatformResult, PLATFORMS, runPlatformsScenario, STEPS } from '../test/integration/platforms';
 
 const FLOOR_BUILDS = 3;
 
@@ -63,9 +65,11 @@ async function main(): Promise<void> {
   const warmRatios: number[] = [];
   const date = new Date().toISOString().slice(0, 10);
   console.log(`cache benchmark, ${date}, ${process.env.HOSTNAME ?? 'this machine'}: every build on a wiped builder`);
-  console.log('');
-  console.log('| strategy | engine | scenario | executed/ideal steps per build | at ideal | wall s per build | cache bytes added per build | warm/floor |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  if (runs.length > 0) {
+    console.log('');
+    console.log('| strategy | engine | scenario | executed/ideal steps per build | at ideal | wall s per build | cache bytes added per build | warm/floor |');
+    console.log('|---|---|---|---|---|---|---|---|');
+  }
   try {
     for (const { combo, env, label } of runs) {
       if (!started.has(combo.engine)) {
@@ -122,6 +126,7 @@ async function imagesRows(vars: Record<string, string>, started: Set<string>, en
   let total = 0;
   for (const combo of STRATEGY_COMBOS) {
     if (!started.has(combo.engine)) {
+      total += IMAGE_BUILDS.length;
       console.log(`| ${combo.recipe} | ${combo.engine} | engine not started | | | | |`);
       continue;
     }
@@ -140,9 +145,42 @@ async function imagesRows(vars: Record<string, string>, started: Set<string>, en
     console.log(`| ${combo.recipe} | ${combo.engine} | ${cells} | ${ideal}/${b.length} | ${b.map(x => x.seconds.toFixed(1)).join(' ')}`
       + ` | ${b.map(x => bytes(x.cacheBytesAdded)).join(' ')} | ${ratios.length ? median(ratios).toFixed(2) : '-'} |`);
   }
+  const platformRow = await platformsRow(vars, started, engineFor);
   console.log('');
-  // Multi-platform rows are not built yet (issue 13): one platform per image here.
-  console.log(`multi-bench: platforms 1, images 2, ${atIdeal}/${total} ideal`);
+  console.log(`multi-bench: platforms ${PLATFORMS.length}, images 2, ${atIdeal + platformRow.atIdeal}/${total + platformRow.total} ideal`);
+}
+
+/**
+ * Several platforms in one build (registry strategy, docker 26, FROM the engines' two-platform base): a build is at the ideal
+ * when every platform is. The floor is the same builds on a kept builder.
+ */
+async function platformsRow(vars: Record<string, string>, started: Set<string>, engineFor: (n: EngineName) => Engine):
+Promise<{ atIdeal: number; total: number }> {
+  console.log('');
+  console.log(`Multi-platform: ${PLATFORMS.join(' + ')} in one build; builds main (app), main (app), main (386 deps), main (both deps),`);
+  console.log('main (no change), feature (app), feature (amd64 deps), main (app). Cells: executed/ideal per platform.');
+  console.log('');
+  console.log('| strategy | engine | executed/ideal steps per build and platform | at ideal | wall s per build | cache bytes added per build | warm/floor |');
+  console.log('|---|---|---|---|---|---|---|');
+  const combo: Combo = { recipe: 'registry', engine: 'd26' };
+  if (!started.has('d26') || !vars.CIB_MULTI_BASE_IMAGE) {
+    console.log('| registry | d26 | engine or two-platform base not started | | | | |');
+    return { atIdeal: 0, total: PLATFORM_BUILDS.length };
+  }
+  const engine = engineFor('d26');
+  const { results } = await runPlatformsScenario(combo, engine);
+  const { results: floorResults } = await runPlatformsScenario(combo, engine, { keepLocal: true });
+  for (const x of [...results, ...floorResults]) fs.rmSync(x.artifacts, { recursive: true, force: true });
+  const same = (x: PlatformResult, p: string) => x.steps.get(p)!.executed.join() === x.ideal.get(p)!.join();
+  const atIdeal = results.filter(x => PLATFORMS.every(p => same(x, p))).length;
+  const cells = results.map(x => PLATFORMS.map(p => `${x.steps.get(p)!.executed.length}/${x.ideal.get(p)!.length}${same(x, p) ? '' : '✗'}`).join('+'));
+  // Warm: something came from the cache and something had to run, on some platform.
+  const warm = results.map((x, i) => ({ x, i })).filter(({ x, i }) => i > 0 && PLATFORMS.some(p => x.ideal.get(p)!.length > 0)
+    && PLATFORMS.some(p => x.ideal.get(p)!.length < STEPS.length));
+  const ratios = warm.map(({ x, i }) => x.r.seconds / floorResults[i].r.seconds);
+  console.log(`| registry | d26 | ${cells.join(' ')} | ${atIdeal}/${results.length} | ${results.map(x => x.r.seconds.toFixed(1)).join(' ')}`
+    + ` | ${results.map(x => bytes(x.r.cacheBytesAdded)).join(' ')} | ${ratios.length ? median(ratios).toFixed(2) : '-'} |`);
+  return { atIdeal, total: results.length };
 }
 
 main().catch(e => {
