@@ -143,6 +143,23 @@ trixie_mirror() {
 }
 
 # Download the trixie debs once, through a private apt configuration.
+# A private apt configuration in DIR with one sources.list line: the system's apt configuration, lists and dpkg status
+# stay as they are. Sets PRIVATE_APT_OPTS to the apt-get options that use it, plus the extra options given.
+private_apt() { # dir sources-line apt-options...
+  local apt=$1 line=$2
+  shift 2
+  mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" "$apt/etc/preferences.d" || return 1
+  : >"$apt/state/status"
+  echo "$line" >"$apt/etc/sources.list"
+  PRIVATE_APT_OPTS=(
+    -o "Dir::State=$apt/state" -o "Dir::State::status=$apt/state/status"
+    -o "Dir::Cache=$apt/cache" -o "Dir::Etc::SourceList=$apt/etc/sources.list"
+    -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::Etc::Preferences=/dev/null"
+    -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d"
+    "$@" -o "APT::Sandbox::User=root"
+  )
+}
+
 trixie_fetch() {
   local debs=$CACHE_DIR/debs-trixie apt=$CACHE_DIR/apt-trixie p have=1
   for p in "${TRIXIE_PACKAGES[@]}"; do
@@ -152,17 +169,10 @@ trixie_fetch() {
   local mirror
   mirror=$(trixie_mirror)
   log "downloading ${TRIXIE_PACKAGES[*]} from $mirror trixie (private apt config)"
-  mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" "$apt/etc/preferences.d" "$debs"
-  : >"$apt/state/status"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" \
-    >"$apt/etc/sources.list"
-  local opts=(
-    -o "Dir::State=$apt/state" -o "Dir::State::status=$apt/state/status"
-    -o "Dir::Cache=$apt/cache" -o "Dir::Etc::SourceList=$apt/etc/sources.list"
-    -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::Etc::Preferences=/dev/null"
-    -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d"
-    -o "APT::Architecture=amd64" -o "APT::Sandbox::User=root"
-  )
+  mkdir -p "$debs"
+  private_apt "$apt" "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" \
+    -o "APT::Architecture=amd64"
+  local opts=("${PRIVATE_APT_OPTS[@]}")
   if ! apt-get "${opts[@]}" update -qq; then
     # an older debian-archive-keyring may lack the trixie keys
     log "private apt-get update failed; upgrading debian-archive-keyring and retrying"
@@ -191,17 +201,10 @@ busybox_i386() {
     local mirror
     mirror=$(trixie_mirror)
     log "downloading busybox-static:i386 from $mirror bookworm (private apt config)"
-    mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" "$apt/etc/preferences.d" "$dir" || return 1
-    : >"$apt/state/status"
-    echo "deb [arch=i386 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror bookworm main" \
-      >"$apt/etc/sources.list"
-    local opts=(
-      -o "Dir::State=$apt/state" -o "Dir::State::status=$apt/state/status"
-      -o "Dir::Cache=$apt/cache" -o "Dir::Etc::SourceList=$apt/etc/sources.list"
-      -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::Etc::Preferences=/dev/null"
-      -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d"
-      -o "APT::Architecture=i386" -o "APT::Architectures::=i386" -o "APT::Sandbox::User=root"
-    )
+    mkdir -p "$dir" || return 1
+    private_apt "$apt" "deb [arch=i386 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror bookworm main" \
+      -o "APT::Architecture=i386" -o "APT::Architectures::=i386" || return 1
+    local opts=("${PRIVATE_APT_OPTS[@]}")
     apt-get "${opts[@]}" update -qq || { warn "private apt-get update (bookworm i386) failed"; return 1; }
     (cd "$dir" && apt-get -qq "${opts[@]}" download busybox-static:i386) || { warn "apt-get download busybox-static:i386 failed"; return 1; }
     rm -rf "$apt/cache/archives" "$apt/cache"/*.bin
