@@ -224,6 +224,15 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
       project.write();
       const keysBefore = new Set(built);
       let faultedOk = false;
+      // The faulted build's image: pulled at the digest it exported and run, it must hold the content it was built from.
+      const checkImage = async (r: BuildResult): Promise<void> => {
+        const broken = await integrity(vars, repos, `f${n}`, r, project.app);
+        integrityCell = broken ? 'BROKEN' : 'runs as built';
+        if (broken) {
+          lost = true;
+          why.push(broken);
+        }
+      };
       if (fault.phase === 'two builds at once') {
         const appA = project.app;
         const results = buildTwiceAtOnce(combo, engine, project, repos, [`t${n}a`, `t${n}b`]);
@@ -283,14 +292,7 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
           held = false;
           why.push(`the cleanup did not see the running build: ${c.error ?? JSON.stringify(c.report)}`);
         }
-        if (faultedOk) {
-          const broken = await integrity(vars, repos, `f${n}`, r, project.app);
-          integrityCell = broken ? 'BROKEN' : 'runs as built';
-          if (broken) {
-            lost = true;
-            why.push(broken);
-          }
-        }
+        if (faultedOk) await checkImage(r);
       } else {
         const target = fault.phase === 'app push' ? repos.app : repos.cache;
         await control(vars, 'POST', 'faults', { ...fault.rule, repository: target.slice(vars.CIB_REGISTRY.length + 1) });
@@ -315,14 +317,7 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
           held = false;
           why.push(`a cache fault failed the build: ${errors.slice(-3).join(' | ')}`);
         }
-        if (faultedOk) {
-          const broken = await integrity(vars, repos, `f${n}`, r, project.app);
-          integrityCell = broken ? 'BROKEN' : 'runs as built';
-          if (broken) {
-            lost = true;
-            why.push(broken);
-          }
-        }
+        if (faultedOk) await checkImage(r);
       }
       // The next build, without a fault: a good image, and exactly the work a correct cache allows.
       const idealWith = new Set([...keysBefore, ...(faultedOk ? project.stepKeys().values() : [])]);
