@@ -244,12 +244,7 @@ cib_step_report() {
   } >&2
   cib_write_report_json "$CIB_WORK_DIR/cache-report.json" "$verdict"
   cib_publish_metrics
-  local name value q="'"
-  : > "$CIB_WORK_DIR/exports.env"
-  for name in $CIB_EXPORTED_VARIABLES; do
-    value="\${!name:-}"
-    printf "export %s='%s'\\n" "$name" "\${value//$q/$q\\\\$q$q}" >> "$CIB_WORK_DIR/exports.env"
-  done
+  cib_write_exports
   if [ -n "\${CIB_ARTIFACTS_DIR:-}" ]; then cib_write_artifacts "$CIB_ARTIFACTS_DIR"; fi
   # For CodeBuild the exports are sourced into its shell; a standalone caller gets them on stdout.
   if [ -z "\${CODEBUILD_BUILD_ID:-}" ]; then cat "$CIB_WORK_DIR/exports.env"; fi

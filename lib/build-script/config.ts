@@ -45,6 +45,14 @@ export interface BuildConfig {
    * name may be among them: its refs are read first anyway). @default []
    */
   readonly cacheFromImages?: readonly string[];
+  /**
+   * Whether the image is one platform's part of a multi-platform index that a later `merge` step creates (the native path: one
+   * build per architecture): its tag is then `<tag>--<os>-<arch>[-<variant>]` of `platform`, which must name one platform.
+   * @default false
+   */
+  readonly platformTags?: boolean;
+  /** The platforms whose `<tag>--<os>-<arch>` images the `merge` step names in the index it creates under `<tag>`. @default - none */
+  readonly mergePlatforms?: readonly string[];
 }
 
 /**
@@ -90,6 +98,8 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ readonly name: string; readonly d
   { name: 'CIB_REUSE_EXISTING_IMAGE', default: 'true', doc: 'true|false: when the tag exists in the app repository, reuse it' },
   { name: 'CIB_IMAGE_NAME', default: '', doc: 'the image in a shared cache repository: its cache refs are <image>--<branch>' },
   { name: 'CIB_CACHE_FROM_IMAGES', default: '', doc: 'space-separated images (of the shared cache repository) whose refs are read too' },
+  { name: 'CIB_PLATFORM_TAGS', default: 'false', doc: 'true: tag the image <tag>--<os>-<arch> of CIB_PLATFORM (one platform of an index merged later)' },
+  { name: 'CIB_MERGE_PLATFORMS', default: '', doc: 'space-separated platforms whose <tag>--<os>-<arch> images the merge step puts in one index <tag>' },
 ];
 
 /**
@@ -122,6 +132,8 @@ export function configEnvironment(config: BuildConfig, join: (values: readonly s
   if (config.cacheFromImages !== undefined && config.cacheFromImages.length > 0) {
     set('CIB_CACHE_FROM_IMAGES', join(config.cacheFromImages));
   }
+  if (config.platformTags === true) set('CIB_PLATFORM_TAGS', 'true');
+  if (config.mergePlatforms !== undefined && config.mergePlatforms.length > 0) set('CIB_MERGE_PLATFORMS', join(config.mergePlatforms));
   return env;
 }
 
@@ -134,12 +146,14 @@ export const CONFIG_SHELL = `cib_config() {
   : "\${CIB_DEFAULT_BRANCH:=main}" "\${CIB_READ_ONLY_BRANCHES:=}" "\${CIB_CACHE_WRITE:=true}" "\${CIB_SECRETS:=}"
   : "\${CIB_TARGET:=}" "\${CIB_PLATFORM:=}" "\${CIB_BUILDKIT_IMAGE:=${DEFAULT_BUILDKIT_IMAGE}}" "\${CIB_CONTAINER_NAME:=app}"
   : "\${CIB_METRICS:=true}" "\${CIB_REUSE_EXISTING_IMAGE:=true}" "\${CIB_IMAGE_NAME:=}" "\${CIB_CACHE_FROM_IMAGES:=}"
+  : "\${CIB_PLATFORM_TAGS:=false}" "\${CIB_MERGE_PLATFORMS:=}"
+  CIB_PLATFORM_RE='[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?'
   local name entry
-  for name in CIB_CACHE_WRITE CIB_METRICS CIB_REUSE_EXISTING_IMAGE; do
+  for name in CIB_CACHE_WRITE CIB_METRICS CIB_REUSE_EXISTING_IMAGE CIB_PLATFORM_TAGS; do
     case "\${!name}" in true|false) ;; *) cib_die "$name must be true or false, got '\${!name}'" ;; esac
   done
   for name in APP_REPOSITORY_URI CACHE_REPOSITORY_URI CIB_DOCKERFILE CIB_CONTEXT CIB_DEFAULT_BRANCH CIB_READ_ONLY_BRANCHES \\
-    CIB_SECRETS CIB_TARGET CIB_PLATFORM CIB_BUILDKIT_IMAGE CIB_CONTAINER_NAME CIB_CACHE_FROM_IMAGES; do
+    CIB_SECRETS CIB_TARGET CIB_PLATFORM CIB_BUILDKIT_IMAGE CIB_CONTAINER_NAME CIB_CACHE_FROM_IMAGES CIB_MERGE_PLATFORMS; do
     if [[ \${!name} == *$'\\n'* ]]; then cib_die "$name must be one line"; fi
   done
   for name in CIB_DOCKERFILE CIB_CONTEXT; do
@@ -163,6 +177,14 @@ export const CONFIG_SHELL = `cib_config() {
     cib_die "CIB_PLATFORM '$CIB_PLATFORM' names several platforms: only the registry strategy builds a multi-platform image" \\
       "(one BuildKit build, one cache export holding every platform); the $CIB_STRATEGY strategy builds one platform a build"
   fi
+  if [ "$CIB_PLATFORM_TAGS" = true ] && ! [[ $CIB_PLATFORM =~ ^$CIB_PLATFORM_RE$ ]]; then
+    cib_die "CIB_PLATFORM_TAGS=true tags one platform's image <tag>--<os>-<arch>: CIB_PLATFORM must name one platform (e.g. linux/arm64)," \\
+      "got '$CIB_PLATFORM'"
+  fi
+  read -r -a CIB_MERGE_LIST <<< "$CIB_MERGE_PLATFORMS"
+  for entry in "\${CIB_MERGE_LIST[@]}"; do
+    [[ $entry =~ ^$CIB_PLATFORM_RE$ ]] || cib_die "CIB_MERGE_PLATFORMS entries must be platforms like linux/arm64, got '$entry'"
+  done
   if [ -z "$CIB_IMAGE_NAME" ] && [ "\${#CIB_CACHE_FROM_LIST[@]}" -gt 0 ]; then
     cib_die 'CIB_CACHE_FROM_IMAGES needs CIB_IMAGE_NAME: images that share a cache repository each name their refs'
   fi

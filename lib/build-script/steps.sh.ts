@@ -2,6 +2,7 @@
  * The strategy-independent bash of the build script: the helpers every step uses and the steps themselves.
  * Configuration reaches these functions as variables set by `cib_config` (config.ts) from the environment.
  */
+import { MAX_TAG_LENGTH } from './cache-refs';
 import { ECR_HOST_PATTERN } from './shell';
 
 /** Logging, state between steps (CodeBuild runs each phase in a new bash), registries, engine flags. */
@@ -112,6 +113,21 @@ cib_step_login() {
   done
 }
 
+# The image tag as given: IMAGE_TAG, else the commit (CodeBuild's resolved source version, else the git checkout's).
+cib_image_tag() {
+  local tag="\${IMAGE_TAG:-\${CODEBUILD_RESOLVED_SOURCE_VERSION:-}}"
+  if [ -z "$tag" ]; then tag=$(git rev-parse HEAD 2>/dev/null || true); fi
+  [ -n "$tag" ] || cib_die 'IMAGE_TAG is not set and no commit is known (no CODEBUILD_RESOLVED_SOURCE_VERSION, not a git checkout)'
+  printf '%s\n' "$tag"
+}
+
+# One platform's image tag in a natively built multi-platform image: TAG--OS-ARCH[-VARIANT] (linux/arm/v7: TAG--linux-arm-v7),
+# TAG bounded so that the whole stays a tag. A tag made by cib_branch_tag never holds "--", so no index tag is ever one of these.
+cib_platform_tag() {
+  local suffix="--\${2//\//-}"
+  printf '%s%s\n' "$(cib_branch_tag "$1" $((${MAX_TAG_LENGTH} - \${#suffix})))" "$suffix"
+}
+
 # The branch this build is for: CACHE_BRANCH, then what CodeBuild says (webhook head ref, or a source version that
 # names a branch: "refs/heads/x" or "x", "dependabot/npm_and_yarn/x" included), then the git checkout.
 cib_branch() {
@@ -136,10 +152,9 @@ cib_branch() {
 cib_step_refs() {
   [ -n "$APP_REPOSITORY_URI" ] || cib_die 'APP_REPOSITORY_URI is not set (the app repository, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app)'
   [ -n "$CACHE_REPOSITORY_URI" ] || cib_die 'CACHE_REPOSITORY_URI is not set (the cache repository)'
-  local tag="\${IMAGE_TAG:-\${CODEBUILD_RESOLVED_SOURCE_VERSION:-}}"
-  if [ -z "$tag" ]; then tag=$(git rev-parse HEAD 2>/dev/null || true); fi
-  [ -n "$tag" ] || cib_die 'IMAGE_TAG is not set and no commit is known (no CODEBUILD_RESOLVED_SOURCE_VERSION, not a git checkout)'
-  tag=$(cib_branch_tag "$tag")
+  local tag
+  tag=$(cib_image_tag)
+  if [ "$CIB_PLATFORM_TAGS" = true ]; then tag=$(cib_platform_tag "$tag" "$CIB_PLATFORM"); else tag=$(cib_branch_tag "$tag"); fi
   local branch current read='' write='' pattern name image ref
   branch=$(cib_branch)
   current=$(cib_cache_ref "$CIB_IMAGE_NAME" "$branch")
@@ -234,7 +249,8 @@ cib_step_cache() {
 }`;
 
 /** `cib_main STEP...`: checks the configuration and the step names, then runs the steps in order. */
-export function mainShell(stepNames: readonly string[]): string {
+export function mainShell(stepNames: readonly string[], extraSteps: readonly string[] = ['merge']): string {
+  const all = [...stepNames, ...extraSteps];
   return `cib_main() {
   if [ "$#" -eq 0 ]; then set -- ${stepNames.join(' ')}; fi
   cib_config
@@ -243,12 +259,12 @@ export function mainShell(stepNames: readonly string[]): string {
   local step
   for step in "$@"; do
     case "$step" in
-      ${stepNames.join('|')}) ;;
-      *) cib_die "unknown step '$step' (steps: ${stepNames.join(' ')})" ;;
+      ${all.join('|')}) ;;
+      *) cib_die "unknown step '$step' (steps: ${all.join(' ')})" ;;
     esac
   done
-  # A build starts with setup: whatever an earlier build left in the work dir is not its state.
-  if [ "$1" = setup ]; then : > "$CIB_WORK_DIR/state.env"; fi
+  # A build starts with setup (a merge with merge): whatever an earlier build left in the work dir is not its state.
+  if [ "$1" = setup ] || [ "$1" = merge ]; then : > "$CIB_WORK_DIR/state.env"; fi
   for step in "$@"; do
     cib_load_state
     "cib_step_$step"

@@ -635,3 +635,154 @@ describe('several images in one cache repository (a CachedImageBuildGroup)', () 
     }
   });
 });
+
+describe('the native multi-platform path: one build per platform, then the merge step', () => {
+  const host = APP.split('/')[0];
+  const stored = (tag: string) => path.join(tmp, 'registry', host, 'app', tag);
+  /** `bash cached-build.sh merge` with the merge's configuration; the registry is the one the platform builds pushed to. */
+  function merge(platforms: string[], env: Record<string, string> = {}): Run {
+    const bs = new BuildScript({ strategy: 'registry', mergePlatforms: platforms });
+    const script = path.join(tmp, 'cached-build.sh');
+    fs.writeFileSync(script, bs.renderScript());
+    const calls = path.join(tmp, 'calls');
+    fs.writeFileSync(calls, '');
+    const r = spawnSync('bash', [script, 'merge'], {
+      cwd: tmp, encoding: 'utf8',
+      env: { ...fakeEnv('buildkit-mixed.log'), ...bs.environment(), APP_REPOSITORY_URI: APP, IMAGE_TAG: 'abc123', CIB_WORK_DIR: path.join(tmp, 'work'), ...env },
+    });
+    const exported: Record<string, string> = {};
+    for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exported[m[1]] = m[2];
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, calls: fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean), login: '', exports: exported };
+  }
+  const sha = (file: string) => `sha256:${require('crypto').createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`;
+  /** The two platform builds, as their projects run them (each its own cache refs, named after the platform). */
+  function buildPlatforms(platforms: string[], env: Record<string, string> = {}): Run[] {
+    fs.rmSync(path.join(tmp, 'registry'), { recursive: true, force: true });
+    return platforms.map(p => run({ platform: p, platformTags: true, imageName: p.replace(/\//g, '-') }, { CACHE_BRANCH: 'main', ...env }, 'buildkit-mixed.log', true));
+  }
+
+  test('each platform pushes <tag>--<os>-<arch> with its own cache ref; the merge writes one index naming both, exported and in the artifacts', () => {
+    const builds = buildPlatforms(['linux/amd64', 'linux/arm64']);
+    expect(builds.map(b => b.status)).toEqual([0, 0]);
+    expect(builds.map(b => b.exports.IMAGE_TAG)).toEqual(['abc123--linux-amd64', 'abc123--linux-arm64']);
+    expect(builds.map(b => b.exports.CACHE_REF_WRITTEN)).toEqual(['linux-amd64--main', 'linux-arm64--main']);
+    expect(builds[1].calls.find(c => c.startsWith('buildx build'))).toContain('--platform=linux/arm64');
+
+    const m = merge(['linux/amd64', 'linux/arm64'], { CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
+    expect(m.status).toBe(0);
+    const index = JSON.parse(fs.readFileSync(`${stored('abc123')}.index`, 'utf8'));
+    expect(index).toEqual({
+      schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      manifests: [
+        { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', size: expect.any(Number), digest: expect.stringMatching(/^sha256:/), platform: { architecture: 'amd64', os: 'linux' } },
+        { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', size: expect.any(Number), digest: expect.stringMatching(/^sha256:/), platform: { architecture: 'arm64', os: 'linux' } },
+      ],
+    });
+    // Each entry is the digest and size of the manifest bytes the registry serves for that platform's tag.
+    ['abc123--linux-amd64', 'abc123--linux-arm64'].forEach((tag, i) => {
+      const served = `{"schemaVersion":2,"config":{"digest":"${fs.readFileSync(stored(tag), 'utf8').trim()}","size":10},"layers":[]}`;
+      expect(index.manifests[i]).toMatchObject({ size: served.length, digest: `sha256:${require('crypto').createHash('sha256').update(served).digest('hex')}` });
+    });
+    expect(m.exports).toMatchObject({ IMAGE_URI: `${APP}:abc123`, IMAGE_TAG: 'abc123', IMAGE_DIGEST: sha(`${stored('abc123')}.index`), IMAGE_REUSED: 'false' });
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imagedefinitions.json'), 'utf8'))).toEqual([{ name: 'app', imageUri: `${APP}:abc123` }]);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imageDetail.json'), 'utf8'))).toEqual({ ImageURI: `${APP}@${m.exports.IMAGE_DIGEST}` });
+    const report = JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'cache-report.json'), 'utf8'));
+    expect(report).toMatchObject({ merge: true, reused: false, image: `${APP}:abc123`, digest: m.exports.IMAGE_DIGEST });
+    expect(report.platforms.map((p: { platform: string }) => p.platform)).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(m.stderr).toContain(`index merged: ${APP}:abc123 (${m.exports.IMAGE_DIGEST}) names linux/amd64=`);
+    // Registry requests only, the ECR password on curl's stdin: a read per platform and one PUT.
+    expect(m.calls.map(c => c.replace(/ -H Accept: [^-]*-/, ' -H Accept -'))).toEqual([
+      'aws ecr get-login-password --region eu-west-1',
+      expect.stringMatching(/-I https:\/\/.*\/manifests\/abc123$/),
+      expect.stringMatching(/-D .* https:\/\/.*\/manifests\/abc123--linux-amd64$/),
+      expect.stringMatching(/-D .* https:\/\/.*\/manifests\/abc123--linux-arm64$/),
+      expect.stringMatching(/-X PUT -H Content-Type: application\/vnd.docker.distribution.manifest.list.v2\+json --data-binary @.* https:\/\/.*\/manifests\/abc123$/),
+    ]);
+    expect(m.calls.join('\n') + m.stdout + m.stderr).not.toContain('TOP-SECRET');
+  });
+
+  test('a re-run finds the index and reuses it: nothing merged, the same digest', () => {
+    buildPlatforms(['linux/amd64', 'linux/386']);
+    const first = merge(['linux/amd64', 'linux/386']);
+    expect(first.status).toBe(0);
+    const again = merge(['linux/amd64', 'linux/386']);
+    expect(again.status).toBe(0);
+    expect(again.exports).toMatchObject({ IMAGE_REUSED: 'true', IMAGE_DIGEST: first.exports.IMAGE_DIGEST });
+    expect(again.calls.filter(c => c.includes('PUT'))).toEqual([]);
+    expect(again.stderr).toContain(`index reused: ${APP}:abc123 already existed (${first.exports.IMAGE_DIGEST}), nothing merged`);
+    // The platform builds' re-runs reuse their own images too.
+    const rerun = run({ platform: 'linux/386', platformTags: true, imageName: 'linux-386' }, { CACHE_BRANCH: 'main' }, 'buildkit-mixed.log', true);
+    expect(rerun.exports).toMatchObject({ IMAGE_REUSED: 'true', IMAGE_TAG: 'abc123--linux-386' });
+  });
+
+  test('OCI platform manifests make an OCI index; a variant is in the platform', () => {
+    buildPlatforms(['linux/amd64', 'linux/arm/v7'], { FAKE_MEDIA_TYPE: 'application/vnd.oci.image.manifest.v1+json' });
+    const m = merge(['linux/amd64', 'linux/arm/v7'], { FAKE_MEDIA_TYPE: 'application/vnd.oci.image.manifest.v1+json' });
+    expect(m.status).toBe(0);
+    const index = JSON.parse(fs.readFileSync(`${stored('abc123')}.index`, 'utf8'));
+    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(index.manifests[1].platform).toEqual({ architecture: 'arm', os: 'linux', variant: 'v7' });
+    expect(fs.existsSync(stored('abc123--linux-arm-v7'))).toBe(true);
+  });
+
+  test('a platform image that is not pushed yet is a clear error naming it, and no index is written', () => {
+    buildPlatforms(['linux/amd64']);
+    const m = merge(['linux/amd64', 'linux/arm64']);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toContain(`ERROR: the linux/arm64 image ${APP}:abc123--linux-arm64 could not be read (HTTP 404): the merge runs after every `
+      + 'platform\'s build has pushed its image');
+    expect(fs.existsSync(`${stored('abc123')}.index`)).toBe(false);
+  });
+
+  test('a platform image that is itself an index is refused: an index cannot hold one', () => {
+    buildPlatforms(['linux/amd64', 'linux/arm64'], { FAKE_MEDIA_TYPE: 'application/vnd.oci.image.index.v1+json' });
+    const m = merge(['linux/amd64', 'linux/arm64'], { FAKE_MEDIA_TYPE: 'application/vnd.oci.image.index.v1+json' });
+    expect(m.status).toBe(1);
+    expect(m.stderr).toContain("is 'application/vnd.oci.image.index.v1+json', not one platform's image manifest");
+  });
+
+  test('a long tag: each platform tag and the index tag stay within 128 characters, and the merge finds the platform tags', () => {
+    const long = `release-${'x'.repeat(140)}`;
+    const builds = buildPlatforms(['linux/amd64', 'linux/386'], { IMAGE_TAG: long });
+    for (const b of builds) expect(b.exports.IMAGE_TAG.length).toBeLessThanOrEqual(128);
+    expect(builds[0].exports.IMAGE_TAG).toMatch(/--linux-amd64$/);
+    const m = merge(['linux/amd64', 'linux/386'], { IMAGE_TAG: long });
+    expect(m.status).toBe(0);
+    expect(m.exports.IMAGE_TAG).toBe(branchTag(long));
+  });
+
+  test.each([
+    [{ CIB_PLATFORM_TAGS: 'true', CIB_PLATFORM: 'linux/amd64,linux/arm64' }, "CIB_PLATFORM must name one platform (e.g. linux/arm64), got 'linux/amd64,linux/arm64'"],
+    [{ CIB_PLATFORM_TAGS: 'true', CIB_PLATFORM: '' }, "CIB_PLATFORM must name one platform (e.g. linux/arm64), got ''"],
+    [{ CIB_PLATFORM_TAGS: 'yes' }, "CIB_PLATFORM_TAGS must be true or false, got 'yes'"],
+    [{ CIB_MERGE_PLATFORMS: 'linux/amd64 arm64' }, "CIB_MERGE_PLATFORMS entries must be platforms like linux/arm64, got 'arm64'"],
+  ])('a bad value is refused before anything runs, naming it: %j', (env, message) => {
+    const r = run({}, { CACHE_BRANCH: 'main', ...env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(message);
+    expect(r.calls).toEqual([]);
+  });
+
+  test.each([
+    [['linux/amd64'], "CIB_MERGE_PLATFORMS must name two or more platforms (one index of them), got 'linux/amd64'"],
+    [['linux/amd64', 'linux/amd64'], 'CIB_MERGE_PLATFORMS names linux/amd64 twice'],
+  ])('the merge of %j is refused before any request', (platforms, message) => {
+    const m = merge(platforms);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toContain(message);
+    expect(m.calls).toEqual([]);
+  });
+
+  test('the stand-in registry refuses an index naming a manifest it does not hold (ECR19), and a second PUT to an immutable tag', () => {
+    buildPlatforms(['linux/amd64', 'linux/386']);
+    const index = path.join(tmp, 'index.json');
+    const put = (tag: string) => spawnSync(path.join(FIXTURES, 'bin', 'curl'), ['-sS', '-K', '-', '-X', 'PUT', '-H',
+      'Content-Type: application/vnd.oci.image.index.v1+json', '--data-binary', `@${index}`, '-w', '%{http_code}', `https://${host}/v2/app/manifests/${tag}`],
+    { encoding: 'utf8', input: 'user = "AWS:TOP-SECRET-PASSWORD"', env: fakeEnv('buildkit-mixed.log') });
+    fs.writeFileSync(index, JSON.stringify({ schemaVersion: 2, manifests: [{ digest: `sha256:${'1'.repeat(64)}` }] }));
+    expect(put('x1').stdout).toMatch(/MANIFEST_INVALID.*400$/);
+    fs.writeFileSync(index, JSON.stringify({ schemaVersion: 2, manifests: [] }));
+    expect(put('x2').stdout).toMatch(/201$/);
+    expect(put('x2').stdout).toMatch(/TAG_INVALID.*400$/);
+  });
+});
