@@ -4,6 +4,7 @@
  * The real engines are exercised in test/integration/.
  */
 import { spawnSync } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -654,7 +655,7 @@ describe('the native multi-platform path: one build per platform, then the merge
     for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exported[m[1]] = m[2];
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, calls: fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean), login: '', exports: exported };
   }
-  const sha = (file: string) => `sha256:${require('crypto').createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`;
+  const sha = (file: string) => `sha256:${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`;
   /** The two platform builds, as their projects run them (each its own cache refs, named after the platform). */
   function buildPlatforms(platforms: string[], env: Record<string, string> = {}): Run[] {
     fs.rmSync(path.join(tmp, 'registry'), { recursive: true, force: true });
@@ -681,7 +682,7 @@ describe('the native multi-platform path: one build per platform, then the merge
     // Each entry is the digest and size of the manifest bytes the registry serves for that platform's tag.
     ['abc123--linux-amd64', 'abc123--linux-arm64'].forEach((tag, i) => {
       const served = `{"schemaVersion":2,"config":{"digest":"${fs.readFileSync(stored(tag), 'utf8').trim()}","size":10},"layers":[]}`;
-      expect(index.manifests[i]).toMatchObject({ size: served.length, digest: `sha256:${require('crypto').createHash('sha256').update(served).digest('hex')}` });
+      expect(index.manifests[i]).toMatchObject({ size: served.length, digest: `sha256:${createHash('sha256').update(served).digest('hex')}` });
     });
     expect(m.exports).toMatchObject({ IMAGE_URI: `${APP}:abc123`, IMAGE_TAG: 'abc123', IMAGE_DIGEST: sha(`${stored('abc123')}.index`), IMAGE_REUSED: 'false' });
     expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imagedefinitions.json'), 'utf8'))).toEqual([{ name: 'app', imageUri: `${APP}:abc123` }]);
@@ -696,7 +697,8 @@ describe('the native multi-platform path: one build per platform, then the merge
       expect.stringMatching(/-I https:\/\/.*\/manifests\/abc123$/),
       expect.stringMatching(/-D .* https:\/\/.*\/manifests\/abc123--linux-amd64$/),
       expect.stringMatching(/-D .* https:\/\/.*\/manifests\/abc123--linux-arm64$/),
-      expect.stringMatching(/-X PUT -H Content-Type: application\/vnd.docker.distribution.manifest.list.v2\+json --data-binary @.* https:\/\/.*\/manifests\/abc123$/),
+      expect.stringMatching(
+        /-X PUT -H Content-Type: application\/vnd.docker.distribution.manifest.list.v2\+json --data-binary @.* https:\/\/.*\/manifests\/abc123$/),
     ]);
     expect(m.calls.join('\n') + m.stdout + m.stderr).not.toContain('TOP-SECRET');
   });
