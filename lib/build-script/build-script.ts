@@ -197,7 +197,9 @@ ${mainShell(stepNames)}`;
    * The buildspec of the native multi-platform path's merge project: the same script, its `merge` step only (registry requests:
    * no engine, no privileged mode), the same exported variables and artifact files, naming the index.
    */
-  public renderMergeBuildSpecObject(delivery: ScriptDelivery = ScriptDelivery.INLINE, environment: Record<string, string> = {}): Record<string, unknown> {
+  public renderMergeBuildSpecObject(
+    delivery: ScriptDelivery = ScriptDelivery.INLINE, environment: Record<string, string> = {},
+  ): Record<string, unknown> {
     return this.buildSpecObject([{ name: 'install', steps: [] }, { name: 'build', steps: ['merge'] }, { name: 'post_build', steps: [] }],
       delivery, environment);
   }

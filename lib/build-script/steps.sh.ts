@@ -124,7 +124,7 @@ cib_image_tag() {
 # One platform's image tag in a natively built multi-platform image: TAG--OS-ARCH[-VARIANT] (linux/arm/v7: TAG--linux-arm-v7),
 # TAG bounded so that the whole stays a tag. A tag made by cib_branch_tag never holds "--", so no index tag is ever one of these.
 cib_platform_tag() {
-  local suffix="--\${2//\//-}"
+  local suffix="--\${2//\\//-}"
   printf '%s%s\n' "$(cib_branch_tag "$1" $((${MAX_TAG_LENGTH} - \${#suffix})))" "$suffix"
 }
 
