@@ -163,6 +163,14 @@ export interface CachedImageBuildProps {
   readonly imageName?: string;
 }
 
+/**
+ * What a {@link CachedMultiPlatformImageBuild} passes to each platform's build, besides the public properties: that its image is
+ * one platform of an index (tagged `<tag>--<os>-<arch>`). Not part of the public API.
+ */
+export interface PlatformMemberProps extends CachedImageBuildProps {
+  readonly _platformTags?: boolean;
+}
+
 /** Options of {@link CachedImageBuild.action}. */
 export interface CachedImageBuildActionOptions {
   /** The source artifact. */
@@ -280,6 +288,7 @@ export class CachedImageBuild extends Construct {
       imageName: props.imageName,
       // Every image of the group, known once the app is complete: the same value for each (the script reads its own refs first).
       cacheFromImages: group?.crossImageCache ? Lazy.list({ produce: () => group.imageNames }) : undefined,
+      platformTags: (props as PlatformMemberProps)._platformTags,
     });
 
     // The script is the same for every project of a strategy; it reaches the build as an S3 asset, checked by its hash,
@@ -645,7 +654,7 @@ function joinWords(values: readonly string[]): string {
  * Writes the script where an asset can read it: a directory named by its hash under the system temp dir, so that
  * repeated synths reuse one file and different scripts never share one.
  */
-function writeScriptFile(text: string): string {
+export function writeScriptFile(text: string): string {
   const dir = path.join(os.tmpdir(), 'cdk-cached-image-build', createHash('sha256').update(text).digest('hex'));
   const file = path.join(dir, 'cached-build.sh');
   if (!fs.existsSync(file)) {

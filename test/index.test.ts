@@ -6,7 +6,7 @@ describe('the public API (lib/index.ts)', () => {
     // Adding a name here is a decision about the public API: jsii compiles it to every language (API.md).
     expect(Object.keys(api).sort()).toEqual([
       'BuildMetric', 'BuildMetricDimension', 'CacheCleanup', 'CacheObservability', 'CacheStrategy', 'CacheStrategyKind',
-      'CachedImageBuild', 'CachedImageBuildGroup', 'ImageRepositories',
+      'CachedImageBuild', 'CachedImageBuildGroup', 'CachedMultiPlatformImageBuild', 'ImageRepositories',
     ]);
   });
 });
