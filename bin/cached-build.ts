@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { BuildScript, BuildScriptOptions, MAX_INLINE_BUILDSPEC_LENGTH } from '../lib/build-script/build-script';
-import { invalidBranchReason } from '../lib/build-script/cache-refs';
+import { IMAGE_NAME, invalidBranchReason, MAX_IMAGE_NAME_LENGTH } from '../lib/build-script/cache-refs';
 import { MULTI_PLATFORM_STRATEGIES } from '../lib/build-script/config';
 import { StrategyName } from '../lib/build-script/engine';
 
@@ -26,6 +26,11 @@ Flags:
   --target STAGE                       target stage
   --platform OS/ARCH[,OS/ARCH...]      target platform; several build one index (registry strategy)
   --buildkit-image IMAGE               BuildKit image for the docker-container builder (registry)
+  --image-name NAME                    the image's name in a shared cache repository: refs <name>--<branch>
+  --platform-tags                      one platform of a natively built index: tag <tag>--<os>-<arch>
+                                       (needs one --platform; give each platform its own --image-name)
+  --merge-platforms OS/ARCH,OS/ARCH... the merge build: one index <tag> of the platforms' <tag>--<os>-<arch>
+                                       images (buildspec: the merge's; script step: merge)
   --no-reuse-existing-image            build even when the tag already exists in the app repository
   -h, --help                           this text
 `;
@@ -37,6 +42,8 @@ const STRATEGIES: readonly StrategyName[] = ['registry', 'inline', 'buildah'];
 const COMMANDS = ['script', 'env', 'buildspec'] as const;
 /** What `script` takes: everything else configures a build, which the script reads from its environment. */
 const SCRIPT_FLAGS = new Set(['--strategy']);
+/** What the merge build takes: it reads the platform images from the app repository and writes the index there. */
+const MERGE_FLAGS = new Set(['--strategy', '--app-repo', '--merge-platforms', '--no-reuse-existing-image']);
 const REPO_URI = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+$/;
 
 export interface CliResult {
@@ -68,7 +75,9 @@ export function runCli(argv: readonly string[]): CliResult {
       const env = bs.environment();
       return { stdout: Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''), stderr: '', exitCode: 0 };
     }
-    const yaml = bs.renderBuildSpecYaml(undefined, bs.environment());
+    const yaml = options.mergePlatforms
+      ? bs.renderMergeBuildSpecYaml(undefined, bs.environment())
+      : bs.renderBuildSpecYaml(undefined, bs.environment());
     const stderr = yaml.length > MAX_INLINE_BUILDSPEC_LENGTH
       ? `cached-build: note: this buildspec is ${yaml.length} characters: commit it as a file in your source (buildspec.yml); `
         + `CodeBuild refuses an inline buildspec over ${MAX_INLINE_BUILDSPEC_LENGTH}\n`
@@ -165,6 +174,29 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
         o.buildkitImage = v;
         break;
       }
+      case '--image-name': {
+        const v = value();
+        if (!IMAGE_NAME.test(v) || v.length > MAX_IMAGE_NAME_LENGTH) {
+          throw new UsageError(`--image-name must be 1-${MAX_IMAGE_NAME_LENGTH} of a-z 0-9 with single . _ - between, got '${v}'`);
+        }
+        o.imageName = v;
+        break;
+      }
+      case '--platform-tags':
+        if (inline !== undefined) throw new UsageError('--platform-tags takes no value');
+        o.platformTags = true;
+        break;
+      case '--merge-platforms': {
+        const v = value();
+        const list = v.split(',');
+        const bad = list.find(p => !/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(p));
+        if (bad !== undefined) throw new UsageError(`--merge-platforms must be platforms like linux/amd64,linux/arm64, got '${bad}' in '${v}'`);
+        if (list.length < 2) throw new UsageError(`--merge-platforms must name two or more platforms (one index of them), got '${v}'`);
+        const twice = list.find((p, n, all) => all.indexOf(p) !== n);
+        if (twice) throw new UsageError(`--merge-platforms '${v}' names ${twice} twice`);
+        o.mergePlatforms = list;
+        break;
+      }
       case '--no-reuse-existing-image':
         if (inline !== undefined) throw new UsageError('--no-reuse-existing-image takes no value');
         o.reuseExistingImage = false;
@@ -176,6 +208,15 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
   if (o.platform?.includes(',') && !MULTI_PLATFORM_STRATEGIES.includes(o.strategy)) {
     throw new UsageError(`--platform '${o.platform}' names several platforms: only --strategy registry builds a multi-platform image, `
       + `got --strategy ${o.strategy}`);
+  }
+  if (o.platformTags && (o.platform === undefined || o.platform.includes(','))) {
+    throw new UsageError(`--platform-tags tags one platform's image <tag>--<os>-<arch>: give one --platform, got '${o.platform ?? ''}'`);
+  }
+  if (o.mergePlatforms) {
+    const build = [...seen].filter(f => !MERGE_FLAGS.has(f));
+    if (build.length > 0) {
+      throw new UsageError(`--merge-platforms describes the merge build, which builds nothing: ${build.join(' ')} belong to the platforms' builds`);
+    }
   }
   if (readOnly.length > 0) o.readOnlyBranches = readOnly;
   if (Object.keys(buildArgs).length > 0) o.buildArgs = buildArgs;

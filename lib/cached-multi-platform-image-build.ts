@@ -138,8 +138,6 @@ export class CachedMultiPlatformImageBuild extends Construct {
     const buildSpecObject = mergeScript.renderMergeBuildSpecObject(ScriptDelivery.S3);
     assertInlineBuildSpecFits(codebuild.BuildSpec.fromObjectToYaml(buildSpecObject).toBuildSpec(), this.node.path);
     const env = mergeScript.environment(words => words.join(' '));
-    delete env.CIB_DOCKERFILE;
-    delete env.CIB_CONTEXT;
     this.mergeProject = new codebuild.PipelineProject(this, 'Merge', {
       projectName: props.projectName ? `${props.projectName}-merge` : undefined,
       description: `Merges the ${this.platforms.join(', ')} images into one index (cdk-cached-image-build)`,

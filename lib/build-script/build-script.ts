@@ -237,6 +237,11 @@ ${mainShell(stepNames)}`;
     };
   }
 
+  /** The merge project's buildspec as `buildspec.yml` text. */
+  public renderMergeBuildSpecYaml(delivery: ScriptDelivery = ScriptDelivery.INLINE, environment: Record<string, string> = {}): string {
+    return stringify(this.renderMergeBuildSpecObject(delivery, environment), { lineWidth: 0, blockQuote: 'literal' });
+  }
+
   /** The buildspec as `buildspec.yml` text. */
   public renderBuildSpecYaml(delivery: ScriptDelivery = ScriptDelivery.INLINE, environment: Record<string, string> = {}): string {
     return stringify(this.renderBuildSpecObject(delivery, environment), { lineWidth: 0, blockQuote: 'literal' });

@@ -114,8 +114,11 @@ export function configEnvironment(config: BuildConfig, join: (values: readonly s
   };
   set('APP_REPOSITORY_URI', config.appRepositoryUri);
   set('CACHE_REPOSITORY_URI', config.cacheRepositoryUri);
-  set('CIB_DOCKERFILE', config.dockerfile ?? 'Dockerfile');
-  set('CIB_CONTEXT', config.context ?? '.');
+  // A merge build builds nothing: no Dockerfile, no context.
+  if (config.mergePlatforms === undefined) {
+    set('CIB_DOCKERFILE', config.dockerfile ?? 'Dockerfile');
+    set('CIB_CONTEXT', config.context ?? '.');
+  }
   set('CIB_DEFAULT_BRANCH', config.defaultBranch);
   if (config.readOnlyBranches !== undefined && config.readOnlyBranches.length > 0) set('CIB_READ_ONLY_BRANCHES', join(config.readOnlyBranches));
   if (config.cacheWrite === false) set('CIB_CACHE_WRITE', 'false');

@@ -35,6 +35,18 @@ describe('cached-build CLI', () => {
     ]);
   });
 
+  test('the native multi-platform path: each platform\'s env, then the merge\'s buildspec', () => {
+    const arm = runCli(['env', '--app-repo', 'r/app', '--cache-repo', 'r/cache', '--platform', 'linux/arm64', '--platform-tags', '--image-name', 'linux-arm64']);
+    expect(arm.stdout.split('\n')).toEqual(expect.arrayContaining(['CIB_PLATFORM=linux/arm64', 'CIB_PLATFORM_TAGS=true', 'CIB_IMAGE_NAME=linux-arm64']));
+    const merge = runCli(['buildspec', '--app-repo', 'r/app', '--merge-platforms', 'linux/amd64,linux/arm64']);
+    expect(merge.exitCode).toBe(0);
+    const bs = new BuildScript({ strategy: 'registry' });
+    expect(parse(merge.stdout)).toEqual(bs.renderMergeBuildSpecObject(undefined, {
+      APP_REPOSITORY_URI: 'r/app', CIB_MERGE_PLATFORMS: 'linux/amd64 linux/arm64',
+    }));
+    expect(parse(merge.stdout).phases.build.commands).toEqual(['bash "$CIB_SCRIPT" merge']);
+  });
+
   test('--help prints the usage and exits 0', () => {
     const r = runCli(['--help']);
     expect(r.exitCode).toBe(0);
@@ -70,6 +82,14 @@ describe('cached-build CLI', () => {
     [['script', '--frobnicate'], /unknown flag '--frobnicate'/],
     [['script', 'extra'], /unexpected argument 'extra'/],
     [['env', '--dockerfile='], /--dockerfile must not be empty/],
+    [['env', '--image-name', 'Api'], /--image-name must be 1-32 of a-z 0-9 with single . _ - between, got 'Api'/],
+    [['env', '--platform-tags'], /--platform-tags tags one platform's image <tag>--<os>-<arch>: give one --platform, got ''/],
+    [['env', '--platform-tags', '--platform', 'linux/amd64,linux/386'], /give one --platform, got 'linux\/amd64,linux\/386'/],
+    [['env', '--merge-platforms', 'linux/amd64'], /--merge-platforms must name two or more platforms \(one index of them\), got 'linux\/amd64'/],
+    [['env', '--merge-platforms', 'linux/amd64,arm64'], /--merge-platforms must be platforms like linux\/amd64,linux\/arm64, got 'arm64' in/],
+    [['env', '--merge-platforms', 'linux/386,linux/386'], /--merge-platforms 'linux\/386,linux\/386' names linux\/386 twice/],
+    [['buildspec', '--merge-platforms', 'linux/amd64,linux/386', '--target', 'x'],
+      /--merge-platforms describes the merge build, which builds nothing: --target belong to the platforms' builds/],
     [['script', '--target', 'prod'], /script takes --strategy only: the script reads its configuration from the environment; print the variables for --target with 'cached-build env'/],
   ])('%j is refused with exit 2', (argv, message) => {
     const r = runCli(argv);
