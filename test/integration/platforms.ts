@@ -1,13 +1,16 @@
 /**
- * The multi-platform scenario (one builder, every platform in one BuildKit build), shared by the engine test
- * (platforms.test.ts) and bench:cache: the project, its builds, the ideal per platform, the parser per platform.
+ * The multi-platform scenarios, shared by the engine test (platforms.test.ts) and bench:cache: one builder (every platform in
+ * one BuildKit build), and native (one build per platform, each on a fresh builder as on its own CodeBuild host, then the merge
+ * step): the project, its builds, the ideal per platform, the parser per platform.
  */
 import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { BuildScript } from '../../lib/build-script/build-script';
 import { BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
+import { StrategyName } from '../../lib/build-script/engine';
 import { BuildResult, Combo, Engine, freshRepos, Layout, loadEngines, Project, Repos, runBuild } from './harness';
 
 const vars = loadEngines();
@@ -72,26 +75,36 @@ function stepKeys(deps: Map<string, string>, app: string): Map<string, string> {
   return keys;
 }
 
-/** The step a BuildKit title names (`[linux/386 4/7] COPY deps-386.txt ...`, variables expanded or not), with its platform. */
-function platformStep(title: string): { platform: string; id: string } | undefined {
-  const m = /^\[([a-z0-9]+\/[a-z0-9_]+) \d+\/\d+\] (.*)$/.exec(title);
-  if (!m) return undefined;
+/**
+ * The step a BuildKit title names (`[linux/386 4/7] COPY deps-386.txt ...`, variables expanded or not), with its platform; a
+ * title without one (a one-platform build may print none) is `only`'s.
+ */
+function platformStep(title: string, only?: string): { platform: string; id: string } | undefined {
+  const m = /^\[(?:([a-z0-9]+\/[a-z0-9_]+) )?\d+\/\d+\] (.*)$/.exec(title);
+  const platform = m?.[1] ?? only;
+  if (!m || !platform) return undefined;
   const line = m[2].replace(/deps-[a-z0-9_]+\.txt/, 'deps-${TARGETARCH}.txt');
   const step = STEPS.find(s => s.line === line);
-  return step && { platform: m[1], id: step.id };
+  return step && { platform, id: step.id };
 }
 
-/** Per platform: the steps the parser says executed, and the RUN steps whose marker the vertex of that platform printed. */
-function perPlatform(buildLog: string): Map<string, { executed: string[]; markers: string[] }> {
+/**
+ * Per platform: the steps the parser says executed, and the RUN steps whose marker the vertex of that platform printed. `only`:
+ * the log is one platform's build.
+ */
+function perPlatform(buildLog: string, only?: string): Map<string, { executed: string[]; markers: string[] }> {
   const out = new Map(PLATFORMS.map(p => [p, { executed: [] as string[], markers: [] as string[] }]));
   const r = spawnSync('awk', [BUILDKIT_STEPS_AWK], { input: buildLog, encoding: 'utf8' });
   for (const line of r.stdout.split('\n').filter(Boolean)) {
     const [status, , title] = line.split('\t');
-    const s = platformStep(title);
+    const s = platformStep(title, only);
     if (s && status === 'executed') out.get(s.platform)?.executed.push(s.id);
   }
   const vertexPlatform = new Map<string, string>();
-  for (const m of buildLog.matchAll(/^#(\d+) \[([a-z0-9]+\/[a-z0-9_]+) \d+\/\d+\] /gm)) vertexPlatform.set(m[1], m[2]);
+  for (const m of buildLog.matchAll(/^#(\d+) \[(?:([a-z0-9]+\/[a-z0-9_]+) )?\d+\/\d+\] /gm)) {
+    const platform = m[2] ?? only;
+    if (platform) vertexPlatform.set(m[1], platform);
+  }
   for (const m of buildLog.matchAll(/^#(\d+) [0-9.]+ ran-step-(p\d)$/gm)) {
     const platform = vertexPlatform.get(m[1]);
     if (platform) out.get(platform)?.markers.push(m[2]);
@@ -170,5 +183,85 @@ Promise<{ readonly repos: Repos; readonly results: PlatformResult[] }> {
     project.remove();
   }
 
+  return { repos, results };
+}
+
+/** `linux/arm/v7` → `linux-arm-v7`, as the script tags a platform's image and the construct names its cache refs. */
+export const platformSlug = (platform: string): string => platform.replace(/\//g, '-');
+
+/** One build of the native scenario: each platform's build (its result, executed steps), then the merge's. */
+export interface NativeResult {
+  readonly platforms: Map<string, { readonly r: BuildResult; readonly executed: string[]; readonly markers: string[] }>;
+  readonly ideal: Map<string, string[]>;
+  readonly merge: ReturnType<typeof runMerge>;
+  readonly artifacts: string;
+}
+
+/**
+ * `bash cached-build.sh merge` as the merge project runs it: the app repository, the tag, the platforms; the caller removes
+ * `artifacts`.
+ */
+export function runMerge(strategy: StrategyName, engine: Engine, repos: Repos, tag: string, artifacts: string) {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-merge-'));
+  const script = path.join(work, 'cached-build.sh');
+  fs.writeFileSync(script, new BuildScript({ strategy }).renderScript());
+  const r = spawnSync('bash', [script, 'merge'], {
+    encoding: 'utf8', timeout: 120_000,
+    env: {
+      ...engine.env(), APP_REPOSITORY_URI: repos.app, IMAGE_TAG: tag, CIB_MERGE_PLATFORMS: PLATFORMS.join(' '),
+      CIB_WORK_DIR: path.join(work, 'state'), CIB_ARTIFACTS_DIR: artifacts,
+    },
+  });
+  const out = `${r.stdout}${r.stderr}`;
+  const exports: Record<string, string> = {};
+  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exports[m[1]] = m[2];
+  const reportFile = path.join(artifacts, 'cache-report.json');
+  const report = fs.existsSync(reportFile) ? JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Record<string, unknown> : {};
+  fs.rmSync(work, { recursive: true, force: true });
+  return { status: r.status ?? -1, out, exports, report };
+}
+
+/**
+ * The native path: every build of the scenario is one build per platform (`CIB_PLATFORM=<p>`, `CIB_PLATFORM_TAGS=true`, cache
+ * refs `<os>-<arch>--<branch>` as CachedMultiPlatformImageBuild names them), each on a wiped builder, then the merge step.
+ */
+export async function runNativeScenario(combo: Combo, engine: Engine): Promise<{ readonly repos: Repos; readonly results: NativeResult[] }> {
+  const repos = await freshRepos(vars, combo, 'native');
+  const project = new Project(vars.CIB_MULTI_BASE_IMAGE, LAYOUT);
+  const deps = new Map(PLATFORMS.map(p => [p, 'deps-v1']));
+  const setDeps = () => { project.deps = PLATFORMS.map(p => `${ARCH(p)}=${deps.get(p)}`).join(' '); };
+  setDeps();
+  const built = new Map<string, Set<string>>();
+  const results: NativeResult[] = [];
+  try {
+    for (const [i, b] of PLATFORM_BUILDS.entries()) {
+      if (b.change === 'app' && i > 0) project.app = `app-v${i + 1}`;
+      if (typeof b.change === 'object') {
+        for (const p of b.change.deps) deps.set(p, `deps-v${i + 1}`);
+        setDeps();
+      }
+      const keys = stepKeys(deps, project.app);
+      const available = new Set([...(built.get(b.branch) ?? []), ...(built.get('main') ?? [])]);
+      const ideal = new Map(PLATFORMS.map(p => [p, STEPS.map(s => s.id).filter(id => !available.has(keys.get(`${p} ${id}`)!))]));
+      const platforms: NativeResult['platforms'] = new Map();
+      for (const p of PLATFORMS) {
+        const r = await runBuild({
+          combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: new Set(), control: vars.CIB_REGISTRY_CONTROL,
+          env: { CIB_PLATFORM: p, CIB_PLATFORM_TAGS: 'true', CIB_IMAGE_NAME: platformSlug(p) },
+        });
+        const steps = perPlatform(r.buildLog, p).get(p)!;
+        platforms.set(p, { r, executed: steps.executed, markers: steps.markers });
+      }
+      const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-artifacts-'));
+      const merge = runMerge(combo.recipe as StrategyName, engine, repos, `b${i + 1}`, artifacts);
+      if (merge.status !== 0) throw new Error(`merge of b${i + 1} failed (exit ${merge.status}):\n${merge.out.slice(-4000)}`);
+      const set = built.get(b.branch) ?? new Set<string>();
+      for (const k of keys.values()) set.add(k);
+      built.set(b.branch, set);
+      results.push({ platforms, ideal, merge, artifacts });
+    }
+  } finally {
+    project.remove();
+  }
   return { repos, results };
 }
