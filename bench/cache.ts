@@ -9,7 +9,7 @@ import {
   BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, IMAGE_BUILDS, IMAGES_API, IMAGES_WEB, loadEngines, runBuild, runImagesScenario,
   runScenario, SCENARIOS, STRATEGY_COMBOS, Project, freshRepos,
 } from '../test/integration/harness';
-import { PLATFORM_BUILDS, PlatformResult, PLATFORMS, runPlatformsScenario, STEPS } from '../test/integration/platforms';
+import { NativeResult, PLATFORM_BUILDS, PlatformResult, PLATFORMS, runNativeScenario, runPlatformsScenario, STEPS } from '../test/integration/platforms';
 
 const FLOOR_BUILDS = 3;
 
@@ -157,7 +157,7 @@ async function imagesRows(vars: Record<string, string>, started: Set<string>, en
 async function platformsRow(vars: Record<string, string>, started: Set<string>, engineFor: (n: EngineName) => Engine):
 Promise<{ atIdeal: number; total: number }> {
   console.log('');
-  console.log(`Multi-platform: ${PLATFORMS.join(' + ')} in one build; builds main (app), main (app), main (386 deps), main (both deps),`);
+  console.log(`Multi-platform: ${PLATFORMS.join(' + ')}, in one build and natively; builds main (app), main (app), main (386 deps), main (both deps),`);
   console.log('main (no change), feature (app), feature (amd64 deps), main (app). Cells: executed/ideal per platform.');
   console.log('');
   console.log('| strategy | engine | executed/ideal steps per build and platform | at ideal | wall s per build | cache bytes added per build | warm/floor |');
@@ -178,9 +178,45 @@ Promise<{ atIdeal: number; total: number }> {
   const warm = results.map((x, i) => ({ x, i })).filter(({ x, i }) => i > 0 && PLATFORMS.some(p => x.ideal.get(p)!.length > 0)
     && PLATFORMS.some(p => x.ideal.get(p)!.length < STEPS.length));
   const ratios = warm.map(({ x, i }) => x.r.seconds / floorResults[i].r.seconds);
-  console.log(`| registry | d26 | ${cells.join(' ')} | ${atIdeal}/${results.length} | ${results.map(x => x.r.seconds.toFixed(1)).join(' ')}`
+  console.log(`| registry, one builder | d26 | ${cells.join(' ')} | ${atIdeal}/${results.length} | ${results.map(x => x.r.seconds.toFixed(1)).join(' ')}`
     + ` | ${results.map(x => bytes(x.r.cacheBytesAdded)).join(' ')} | ${ratios.length ? median(ratios).toFixed(2) : '-'} |`);
-  return { atIdeal, total: results.length };
+  const native = await nativeRows(started, engineFor);
+  return { atIdeal: atIdeal + native.atIdeal, total: results.length + native.total };
+}
+
+/**
+ * The native path (one build per platform on a wiped builder, then the merge), per strategy. A build's wall time is the
+ * slowest platform's (they run as parallel actions) plus the merge's; its floor, the same on builders that kept their cache.
+ */
+async function nativeRows(started: Set<string>, engineFor: (n: EngineName) => Engine): Promise<{ atIdeal: number; total: number }> {
+  let atIdeal = 0;
+  let total = 0;
+  const combos: Combo[] = [{ recipe: 'registry', engine: 'd26' }, { recipe: 'inline', engine: 'd20' }, { recipe: 'buildah', engine: 'buildah' }];
+  const wall = (x: NativeResult) => Math.max(...PLATFORMS.map(p => x.platforms.get(p)!.r.seconds)) + x.merge.seconds;
+  for (const combo of combos) {
+    total += PLATFORM_BUILDS.length;
+    if (!started.has(combo.engine)) {
+      console.log(`| ${combo.recipe}, native | ${combo.engine} | engine not started | | | | |`);
+      continue;
+    }
+    const engine = engineFor(combo.engine);
+    const { results } = await runNativeScenario(combo, engine);
+    const { results: floorResults } = await runNativeScenario(combo, engine, { keepLocal: true });
+    for (const x of [...results, ...floorResults]) fs.rmSync(x.artifacts, { recursive: true, force: true });
+    const same = (x: NativeResult, p: string) => x.platforms.get(p)!.executed.join() === x.ideal.get(p)!.join();
+    const ideal = results.filter(x => PLATFORMS.every(p => same(x, p))).length;
+    atIdeal += ideal;
+    const cells = results.map(x => PLATFORMS.map(p => `${x.platforms.get(p)!.executed.length}/${x.ideal.get(p)!.length}${same(x, p) ? '' : '✗'}`).join('+'));
+    const warm = results.map((x, i) => ({ x, i })).filter(({ x, i }) => i > 0 && PLATFORMS.some(p => x.ideal.get(p)!.length > 0)
+      && PLATFORMS.some(p => x.ideal.get(p)!.length < STEPS.length));
+    const ratios = warm.map(({ x, i }) => wall(x) / wall(floorResults[i]));
+    const added = (x: NativeResult) => PLATFORMS.reduce((n, p) => n + x.platforms.get(p)!.r.cacheBytesAdded, 0);
+    console.log(`| ${combo.recipe}, native | ${combo.engine} | ${cells.join(' ')} | ${ideal}/${results.length} | ${results.map(x => wall(x).toFixed(1)).join(' ')}`
+      + ` | ${results.map(x => bytes(added(x))).join(' ')} | ${ratios.length ? median(ratios).toFixed(2) : '-'} |`);
+  }
+  console.log('');
+  console.log('Native: each platform built on a wiped builder of its own, then the merge (wall s: the slower platform + the merge).');
+  return { atIdeal, total };
 }
 
 main().catch(e => {

@@ -205,6 +205,7 @@ export function runMerge(strategy: StrategyName, engine: Engine, repos: Repos, t
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-merge-'));
   const script = path.join(work, 'cached-build.sh');
   fs.writeFileSync(script, new BuildScript({ strategy }).renderScript());
+  const t0 = process.hrtime.bigint();
   const r = spawnSync('bash', [script, 'merge'], {
     encoding: 'utf8', timeout: 120_000,
     env: {
@@ -212,21 +213,23 @@ export function runMerge(strategy: StrategyName, engine: Engine, repos: Repos, t
       CIB_WORK_DIR: path.join(work, 'state'), CIB_ARTIFACTS_DIR: artifacts,
     },
   });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const out = `${r.stdout}${r.stderr}`;
   const exports: Record<string, string> = {};
   for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exports[m[1]] = m[2];
   const reportFile = path.join(artifacts, 'cache-report.json');
   const report = fs.existsSync(reportFile) ? JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Record<string, unknown> : {};
   fs.rmSync(work, { recursive: true, force: true });
-  return { status: r.status ?? -1, out, exports, report };
+  return { status: r.status ?? -1, out, exports, report, seconds };
 }
 
 /**
  * The native path: every build of the scenario is one build per platform (`CIB_PLATFORM=<p>`, `CIB_PLATFORM_TAGS=true`, cache
  * refs `<os>-<arch>--<branch>` as CachedMultiPlatformImageBuild names them), each on a wiped builder, then the merge step.
  */
-export async function runNativeScenario(combo: Combo, engine: Engine): Promise<{ readonly repos: Repos; readonly results: NativeResult[] }> {
-  const repos = await freshRepos(vars, combo, 'native');
+export async function runNativeScenario(combo: Combo, engine: Engine, options: { keepLocal?: boolean } = {}):
+Promise<{ readonly repos: Repos; readonly results: NativeResult[] }> {
+  const repos = await freshRepos(vars, combo, options.keepLocal ? 'native-floor' : 'native');
   const project = new Project(vars.CIB_MULTI_BASE_IMAGE, LAYOUT);
   const deps = new Map(PLATFORMS.map(p => [p, 'deps-v1']));
   const setDeps = () => { project.deps = PLATFORMS.map(p => `${ARCH(p)}=${deps.get(p)}`).join(' '); };
@@ -247,6 +250,7 @@ export async function runNativeScenario(combo: Combo, engine: Engine): Promise<{
       for (const p of PLATFORMS) {
         const r = await runBuild({
           combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: new Set(), control: vars.CIB_REGISTRY_CONTROL,
+          keepLocal: options.keepLocal && i > 0,
           env: { CIB_PLATFORM: p, CIB_PLATFORM_TAGS: 'true', CIB_IMAGE_NAME: platformSlug(p) },
         });
         const steps = perPlatform(r.buildLog, p).get(p)!;
