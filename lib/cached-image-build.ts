@@ -169,6 +169,8 @@ export interface CachedImageBuildProps {
  */
 export interface PlatformMemberProps extends CachedImageBuildProps {
   readonly _platformTags?: boolean;
+  /** Images of the group whose refs this build never reads (the other platforms of its index). */
+  readonly _notCacheFrom?: string[];
 }
 
 /** Options of {@link CachedImageBuild.action}. */
@@ -287,7 +289,8 @@ export class CachedImageBuild extends Construct {
       reuseExistingImage: props.reuseExistingImage,
       imageName: props.imageName,
       // Every image of the group, known once the app is complete: the same value for each (the script reads its own refs first).
-      cacheFromImages: group?.crossImageCache ? Lazy.list({ produce: () => group.imageNames }) : undefined,
+      cacheFromImages: group?.crossImageCache
+        ? Lazy.list({ produce: () => group.imageNames.filter(n => !((props as PlatformMemberProps)._notCacheFrom ?? []).includes(n)) }) : undefined,
       platformTags: (props as PlatformMemberProps)._platformTags,
     });
 
@@ -386,34 +389,9 @@ export class CachedImageBuild extends Construct {
 
   /** The cdk-nag (AwsSolutions) findings that this construct cannot avoid, with the reason for each. */
   private acknowledgeNagFindings(): void {
-    const role = this.project.role;
-    if (!role) return;
-    if (!this.encryptionKey) {
-      Validations.of(this.project).acknowledge({
-        id: 'AwsSolutions-CB4',
-        reason: 'Build artifacts (two small JSON files naming the image) use the AWS managed key; pass encryptionKey for a customer managed key',
-      });
-    }
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; PutMetricData is limited '
-        + `to the project's own ${BUILD_METRICS_NAMESPACE_PREFIX}<project> namespace by a cloudwatch:namespace condition, every other ECR `
-        + 'action to the two repositories',
-    });
-    // cdk-nag names a finding by the resolved resource: literals where the stack's environment is known.
-    const stack = Stack.of(this);
-    const lit = (v: string, pseudo: string) => (Token.isUnresolved(v) ? `<AWS::${pseudo}>` : v);
-    const arn = (service: string, rest: string) =>
-      `arn:${lit(stack.partition, 'Partition')}:${service}:${lit(stack.region, 'Region')}:${lit(stack.account, 'AccountId')}:${rest}`;
-    const project = stack.getLogicalId(this.project.node.defaultChild as CfnResource);
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${arn('logs', `log-group:/aws/codebuild/<${project}>:*`)}]`,
-      reason: 'CodeBuild\'s default grant for its own log streams, scoped to this project\'s log group name',
-    });
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${arn('codebuild', `report-group/<${project}>-*`)}]`,
-      reason: 'CodeBuild\'s default grant for report groups, scoped to the groups named after this project',
-    });
+    acknowledgeProjectNagFindings(this.project, !this.encryptionKey, 'ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no '
+      + `resource-level permissions; PutMetricData is limited to the project's own ${BUILD_METRICS_NAMESPACE_PREFIX}<project> namespace by a `
+      + 'cloudwatch:namespace condition, every other ECR action to the two repositories');
   }
 
   /** The cache hit ratio (cached steps / all steps, 0..1) of one branch's builds. @default - the default branch, Average over 5 minutes */
@@ -606,6 +584,36 @@ export class CachedImageBuild extends Construct {
     }
     group._checkMember(this, imageName!);
   }
+}
+
+/**
+ * Acknowledges the cdk-nag (AwsSolutions) findings a build project cannot avoid, with the reason for each: `wildcardReason` says
+ * why its role has `Resource::*` statements. @internal
+ */
+export function acknowledgeProjectNagFindings(project: codebuild.Project, awsManagedKey: boolean, wildcardReason: string): void {
+  const role = project.role;
+  if (!role) return;
+  if (awsManagedKey) {
+    Validations.of(project).acknowledge({
+      id: 'AwsSolutions-CB4',
+      reason: 'Build artifacts (two small JSON files naming the image) use the AWS managed key; pass encryptionKey for a customer managed key',
+    });
+  }
+  Validations.of(role).acknowledge({ id: 'AwsSolutions-IAM5[Resource::*]', reason: wildcardReason });
+  // cdk-nag names a finding by the resolved resource: literals where the stack's environment is known.
+  const stack = Stack.of(project);
+  const lit = (v: string, pseudo: string) => (Token.isUnresolved(v) ? `<AWS::${pseudo}>` : v);
+  const arn = (service: string, rest: string) =>
+    `arn:${lit(stack.partition, 'Partition')}:${service}:${lit(stack.region, 'Region')}:${lit(stack.account, 'AccountId')}:${rest}`;
+  const id = stack.getLogicalId(project.node.defaultChild as CfnResource);
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${arn('logs', `log-group:/aws/codebuild/<${id}>:*`)}]`,
+    reason: 'CodeBuild\'s default grant for its own log streams, scoped to this project\'s log group name',
+  });
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${arn('codebuild', `report-group/<${id}>-*`)}]`,
+    reason: 'CodeBuild\'s default grant for report groups, scoped to the groups named after this project',
+  });
 }
 
 /**

@@ -12,9 +12,11 @@ import { assertInlineBuildSpecFits, BuildScript, ScriptDelivery } from './build-
 import { MAX_TAG_LENGTH } from './build-script/cache-refs';
 import { CacheCleanup } from './cache-cleanup';
 import { CacheStrategy, CacheStrategyKind } from './cache-strategy';
-import { CachedImageBuild, CachedImageBuildActionOptions, CachedImageBuildProps, PlatformMemberProps, writeScriptFile } from './cached-image-build';
+import {
+  acknowledgeProjectNagFindings, CachedImageBuild, CachedImageBuildActionOptions, CachedImageBuildProps, PlatformMemberProps, writeScriptFile,
+} from './cached-image-build';
 import { CachedImageBuildGroup, invalidImageNameReason } from './cached-image-build-group';
-import { ImageRepositories } from './image-repositories';
+import { ImageRepositories, PlatformRepositoriesProps } from './image-repositories';
 
 /** One platform of a {@link CachedMultiPlatformImageBuild}, built natively by a CodeBuild project of its own. */
 export interface NativePlatform {
@@ -88,16 +90,16 @@ export class CachedMultiPlatformImageBuild extends Construct {
       cleanup: props.cleanup,
       dashboard: props.dashboard,
     });
-    const keep = props.repositoryOptions?.keepTaggedImages ?? 200;
-    const repos = new ImageRepositories(this, 'Repositories', {
+    const repositories: PlatformRepositoriesProps = {
       encryptionKey: props.encryptionKey,
       ...props.repositoryOptions,
       cacheRepositoryName: undefined,
-      // A release is the index and one image a platform, each an image to ECR's lifecycle rules (test/aws-contract.md ECR20).
-      keepTaggedImages: props.appRepository ? undefined : keep * (this.platforms.length + 1),
       appRepository: props.appRepository,
       cacheRepository: this.group.cacheRepository,
-    });
+      // The platform images are counted apart from the indexes (test/aws-contract.md ECR20).
+      _platforms: this.platforms.length,
+    };
+    const repos = new ImageRepositories(this, 'Repositories', repositories);
     this.appRepository = repos.appRepository;
     this.cacheRepository = this.group.cacheRepository;
 
@@ -108,7 +110,8 @@ export class CachedMultiPlatformImageBuild extends Construct {
         platforms: undefined,
         platform: p.platform,
         buildImage: p.buildImage ?? defaultBuildImage(p.platform, strategy),
-        computeType: p.computeType ?? props.computeType,
+        // LinuxArmBuildImage's own default is LARGE: the build's default, SMALL, unless said otherwise.
+        computeType: p.computeType ?? props.computeType ?? codebuild.ComputeType.SMALL,
         appRepository: this.appRepository,
         cacheRepository: undefined,
         repositoryOptions: undefined,
@@ -120,6 +123,8 @@ export class CachedMultiPlatformImageBuild extends Construct {
         projectName: props.projectName ? `${props.projectName}-${slug}` : undefined,
         source: undefined,
         _platformTags: true,
+        // Another platform's records can never hit: in a group that shares cache between images, not the other platforms'.
+        _notCacheFrom: props.platforms.filter(o => o !== p).map(o => (props.imageName ? `${props.imageName}.` : '') + platformSlug(o.platform)),
       } as PlatformMemberProps;
       return new CachedImageBuild(this, slug, member);
     });
@@ -155,6 +160,8 @@ export class CachedMultiPlatformImageBuild extends Construct {
       encryptionKey: props.encryptionKey,
     });
     // Reads each platform's manifest (BatchGetImage) and puts the index (PutImage); uploads no layer.
+    acknowledgeProjectNagFindings(this.mergeProject, props.encryptionKey === undefined, 'ecr:GetAuthorizationToken has no resource-level '
+      + 'permissions; every other ECR action is on the app repository');
     this.appRepository.grantPull(this.mergeProject);
     this.appRepository.grant(this.mergeProject, 'ecr:PutImage');
     this.mergeProject.addToRolePolicy(new iam.PolicyStatement({
@@ -178,6 +185,14 @@ export class CachedMultiPlatformImageBuild extends Construct {
     }
     if (!Token.isUnresolved(actionName) && !/^[A-Za-z0-9.@_-]{1,100}$/.test(actionName)) {
       throw new Error(`${this.node.path}: actionName must be 1-100 of A-Za-z0-9.@_-, got '${actionName}'`);
+    }
+    const longest = Math.max(...this.platforms.map(p => platformSlug(p).length)) + 1;
+    if (!Token.isUnresolved(namespace) && (namespace.length + longest > 100 || !/^[A-Za-z0-9_-]+$/.test(namespace))) {
+      throw new Error(`${this.node.path}: variablesNamespace '${namespace}' names the platforms' namespaces (<namespace>-<os>-<arch>) and `
+        + 'output artifacts: at most ' + (100 - longest) + ' of A-Za-z0-9_-');
+    }
+    if (!Token.isUnresolved(actionName) && actionName.length + longest > 100) {
+      throw new Error(`${this.node.path}: actionName '${actionName}' names the platforms' actions (<actionName>-<os>-<arch>): at most ${100 - longest} characters`);
     }
     const platformActions = this.platformBuilds.map((build, i) => {
       const slug = platformSlug(this.platforms[i]);
@@ -228,6 +243,9 @@ export class CachedMultiPlatformImageBuild extends Construct {
         if (value !== undefined) fail(`${name} is the group's (${props.group.node.path}): set it on the CachedImageBuildGroup`);
       }
       if (props.imageName === undefined) fail(`group ${props.group.node.path} needs an imageName (the platform images are <imageName>.<os>-<arch>)`);
+      if (props.defaultBranch !== undefined && props.defaultBranch !== props.group.defaultBranch) {
+        fail(`defaultBranch '${props.defaultBranch}' differs from group ${props.group.node.path}'s '${props.group.defaultBranch}'`);
+      }
     } else if (props.imageName !== undefined) {
       fail(`imageName '${props.imageName}' names the image in a group: set group too, or leave it out`);
     }
@@ -248,6 +266,12 @@ export class CachedMultiPlatformImageBuild extends Construct {
         fail(`platforms: ${p.platform} is built natively: its buildImage must not be an ARM image (${type})`);
       }
     }
+    if (props.repositoryOptions?.cacheUntaggedGracePeriod !== undefined) {
+      fail('repositoryOptions.cacheUntaggedGracePeriod does not apply: the platforms\' cache repository is cleaned by the group\'s cleanup '
+        + '(cleanup.untaggedGracePeriod)');
+    }
+    const keep = props.repositoryOptions?.keepTaggedImages;
+    if (keep !== undefined && Token.isUnresolved(keep)) fail('repositoryOptions.keepTaggedImages must be a literal: the platform images\' rule counts from it');
     if (props.projectName !== undefined && !Token.isUnresolved(props.projectName)) {
       const longest = Math.max(...names.map(p => platformSlug(p).length), 'merge'.length);
       if (props.projectName.length + 1 + longest > 150) {

@@ -76,6 +76,32 @@ export interface ImageRepositoriesProps extends ImageRepositoryOptions {
   readonly expireUntaggedCache?: boolean;
 }
 
+/** What a native multi-platform build passes besides the public props: how many platform images each release adds. @internal */
+export interface PlatformRepositoriesProps extends ImageRepositoriesProps {
+  readonly _platforms?: number;
+}
+
+/**
+ * The app repository's lifecycle rules. With platform images (`<tag>--<os>-<arch>`, pushed seconds before the index that names
+ * them), they are counted by a rule of their own that keeps twice the platform images of the releases kept: ECR counts an index
+ * and its manifests as images of their own (test/aws-contract.md ECR20), so one shared count could cut between a kept index and
+ * its platforms, and a release whose merge never ran leaves platform images that would shift the cut.
+ */
+function appLifecycleRules(keep: number, platforms: number | undefined): ecr.LifecycleRule[] {
+  const rules: ecr.LifecycleRule[] = [
+    { rulePriority: 1, description: 'Expire untagged images after a day', tagStatus: ecr.TagStatus.UNTAGGED, maxImageAge: Duration.days(1) },
+  ];
+  if (platforms !== undefined) {
+    const count = Math.min(keep * platforms * 2, MAX_LIFECYCLE_COUNT);
+    rules.push({
+      rulePriority: 2, description: `Keep the last ${count} platform images (<tag>--<os>-<arch>): twice those of the releases kept`,
+      tagStatus: ecr.TagStatus.TAGGED, tagPatternList: ['*--*'], maxImageCount: count,
+    });
+  }
+  rules.push({ rulePriority: rules.length + 1, description: `Keep the last ${keep} images`, tagStatus: ecr.TagStatus.ANY, maxImageCount: keep });
+  return rules;
+}
+
 /**
  * The app repository (scanned, immutable tags, lifecycle rules) and the separate, mutable cache repository,
  * created or imported.
@@ -102,13 +128,7 @@ export class ImageRepositories extends Construct {
       imageTagMutability: mutable.length > 0 ? ecr.TagMutability.IMMUTABLE_WITH_EXCLUSION : ecr.TagMutability.IMMUTABLE,
       imageTagMutabilityExclusionFilters: mutable.length > 0
         ? mutable.map(p => ecr.ImageTagMutabilityExclusionFilter.wildcard(p)) : undefined,
-      lifecycleRules: [
-        { rulePriority: 1, description: 'Expire untagged images after a day', tagStatus: ecr.TagStatus.UNTAGGED, maxImageAge: Duration.days(1) },
-        {
-          rulePriority: 2, description: `Keep the last ${props.keepTaggedImages ?? 200} images`,
-          tagStatus: ecr.TagStatus.ANY, maxImageCount: props.keepTaggedImages ?? 200,
-        },
-      ],
+      lifecycleRules: appLifecycleRules(props.keepTaggedImages ?? 200, (props as PlatformRepositoriesProps)._platforms),
       removalPolicy,
       emptyOnDelete: destroy ? true : undefined,
     });

@@ -1,9 +1,10 @@
-import { App, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { App, Duration, Stack, Token } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as actions from 'aws-cdk-lib/aws-codepipeline-actions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { parse } from 'yaml';
 import {
   CachedImageBuild, CachedImageBuildGroup, CachedMultiPlatformImageBuild, CachedMultiPlatformImageBuildProps, CacheStrategy,
@@ -31,9 +32,11 @@ describe('CachedMultiPlatformImageBuild (native: one project per platform, then 
     t.resourceCountIs('AWS::CodeBuild::Project', 3);
     const [amd, arm] = build.platformBuilds;
     expect(projectOf(t, s, amd.project).Environment).toMatchObject({ Type: 'LINUX_CONTAINER', Image: 'aws/codebuild/standard:7.0', PrivilegedMode: true });
+    // SMALL like the x86 project (LinuxArmBuildImage's own default would be LARGE).
     expect(projectOf(t, s, arm.project).Environment).toMatchObject({
-      Type: 'ARM_CONTAINER', Image: 'aws/codebuild/amazonlinux-aarch64-standard:3.0', PrivilegedMode: true,
+      Type: 'ARM_CONTAINER', Image: 'aws/codebuild/amazonlinux-aarch64-standard:3.0', PrivilegedMode: true, ComputeType: 'BUILD_GENERAL1_SMALL',
     });
+    expect(projectOf(t, s, amd.project).Environment.ComputeType).toBe('BUILD_GENERAL1_SMALL');
     expect(envOf(t, s, amd.project)).toMatchObject({ CIB_PLATFORM: 'linux/amd64', CIB_PLATFORM_TAGS: 'true', CIB_IMAGE_NAME: 'linux-amd64' });
     expect(envOf(t, s, arm.project)).toMatchObject({ CIB_PLATFORM: 'linux/arm64', CIB_PLATFORM_TAGS: 'true', CIB_IMAGE_NAME: 'linux-arm64' });
     // A platform's build cannot hit another platform's records: it reads its own refs only.
@@ -49,11 +52,14 @@ describe('CachedMultiPlatformImageBuild (native: one project per platform, then 
       expect(b.appRepository).toBe(build.appRepository);
       expect(b.cacheRepository).toBe(build.cacheRepository);
     }
-    // A release is three images to ECR's lifecycle rules (the index and one a platform): 200 releases kept.
-    t.hasResourceProperties('AWS::ECR::Repository', {
-      ImageTagMutability: 'IMMUTABLE',
-      LifecyclePolicy: { LifecyclePolicyText: Match.stringLikeRegexp('"countNumber":600') },
-    });
+    // The platform images are counted apart, twice those of the 200 releases kept, so a kept index keeps its platforms.
+    const app = Object.values(t.findResources('AWS::ECR::Repository')).find(r => r.Properties.ImageTagMutability === 'IMMUTABLE')!;
+    const rules = JSON.parse(app.Properties.LifecyclePolicy.LifecyclePolicyText).rules;
+    expect(rules.map((r: { rulePriority: number; selection: unknown }) => [r.rulePriority, r.selection])).toEqual([
+      [1, { tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 1, countUnit: 'days' }],
+      [2, { tagStatus: 'tagged', tagPatternList: ['*--*'], countType: 'imageCountMoreThan', countNumber: 800 }],
+      [3, { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 200 }],
+    ]);
     t.resourceCountIs('AWS::Lambda::Function', 1);
     const fn = Object.values(t.findResources('AWS::Lambda::Function'))[0];
     const parts: unknown[] = fn.Properties.Environment.Variables.PROJECTS['Fn::Join'][1];
@@ -120,6 +126,18 @@ describe('CachedMultiPlatformImageBuild (native: one project per platform, then 
     expect(group.imageNames).toEqual(['web', 'api.linux-amd64', 'api.linux-arm64']);
     t.resourceCountIs('AWS::Lambda::Function', 1);
     expect(envOf(t, s, build.platformBuilds[1].project)).toMatchObject({ CIB_IMAGE_NAME: 'api.linux-arm64' });
+    // The group shares cache between images, never between the platforms of one index: those records cannot hit.
+    const fromImages = (b: CachedImageBuild) => JSON.stringify(envOf(t, s, b.project).CIB_CACHE_FROM_IMAGES);
+    expect(fromImages(build.platformBuilds[0])).toBe(JSON.stringify({ 'Fn::Join': [' ', ['web', 'api.linux-amd64']] }));
+    expect(fromImages(build.platformBuilds[1])).toBe(JSON.stringify({ 'Fn::Join': [' ', ['web', 'api.linux-arm64']] }));
+  });
+
+  test('cdk-nag AwsSolutions finds nothing unacknowledged, the merge project included', () => {
+    const app = new App();
+    const s = new Stack(app, 'S', { env: { account: '123456789012', region: 'eu-west-1' } });
+    new CachedMultiPlatformImageBuild(s, 'Api', { platforms: AMD_ARM });
+    const report = new AwsSolutionsChecks(s).validateScope(s);
+    expect(report.violations.map(v => `${v.ruleName} at ${v.violatingResources.map(r => r.constructPath).join(', ')}`)).toEqual([]);
   });
 
   test('projectName names every project; the buildah strategy and other platforms take the build images given', () => {
@@ -149,6 +167,8 @@ describe('CachedMultiPlatformImageBuild (native: one project per platform, then 
       'platforms: linux/amd64 is built natively: its buildImage must not be an ARM image (ARM_CONTAINER)'],
     ['imageName without a group', { imageName: 'api' }, "imageName 'api' names the image in a group: set group too, or leave it out"],
     ['a long project name', { projectName: 'p'.repeat(140) }, 'is too long: its projects are <projectName>-<os>-<arch> and <projectName>-merge, at most 150 characters'],
+    ['a cache grace period', { repositoryOptions: { cacheUntaggedGracePeriod: Duration.days(2) } }, 'repositoryOptions.cacheUntaggedGracePeriod does not apply'],
+    ['a token count', { repositoryOptions: { keepTaggedImages: Token.asNumber({ Ref: 'N' }) } }, 'repositoryOptions.keepTaggedImages must be a literal'],
   ])('%s is refused, naming the value', (_name, props, message) => {
     expect(() => multi(props)).toThrow(message);
   });
@@ -161,5 +181,14 @@ describe('CachedMultiPlatformImageBuild (native: one project per platform, then 
       .toThrow("the linux/amd64 image's cache refs would be named 'a-rather-long-image-name.linux-amd64', which is 36 characters; at most 32");
     expect(() => new CachedMultiPlatformImageBuild(s, 'C', { platforms: AMD_ARM, group, imageName: 'c', cleanup: { enabled: false } }))
       .toThrow('cleanup is the group\'s');
+    expect(() => new CachedMultiPlatformImageBuild(s, 'D', { platforms: AMD_ARM, group, imageName: 'd', defaultBranch: 'trunk' }))
+      .toThrow("defaultBranch 'trunk' differs from group S/Images's 'main'");
+  });
+
+  test('actions(): names that the platform suffixes would make invalid are refused, naming the value', () => {
+    const { build } = multi();
+    const input = new codepipeline.Artifact('Source');
+    expect(() => build.actions({ input, variablesNamespace: 'Img@1' })).toThrow("variablesNamespace 'Img@1' names the platforms' namespaces");
+    expect(() => build.actions({ input, actionName: 'a'.repeat(95) })).toThrow("names the platforms' actions (<actionName>-<os>-<arch>): at most 88 characters");
   });
 });

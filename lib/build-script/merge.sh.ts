@@ -40,28 +40,17 @@ cib_step_merge() {
   cib_state_set CIB_MERGED ''
   local dir="$CIB_WORK_DIR/merge" digest status=0
   rm -rf "$dir" && mkdir -p "$dir"
-  if [ "$CIB_REUSE_EXISTING_IMAGE" = true ]; then
-    digest=$(cib_remote_digest "$IMAGE_URI") || status=$?
-    case "$status" in
-      0)
-        cib_state_set IMAGE_REUSED true
-        cib_state_set IMAGE_DIGEST "$digest"
-        cib_log "index $IMAGE_URI already exists ($digest): reused, nothing merged"
-        cib_merge_report
-        return 0 ;;
-      1) ;;
-      *) cib_log "could not tell whether $IMAGE_URI already exists: merging" ;;
-    esac
-  fi
   # A Docker manifest list names Docker manifests; OCI manifests (BuildKit's oci-mediatypes, buildah's default) need an OCI index.
   local index_type=application/vnd.docker.distribution.manifest.list.v2+json entries='' sep='' merged='' i=0
-  local ref code media size os arch variant
+  local ref code media size os arch variant ours existing
   for p in "\${CIB_MERGE_LIST[@]}"; do
     i=$((i + 1))
     ref="$APP_REPOSITORY_URI:$(cib_platform_tag "$raw" "$p")"
     code=$(cib_registry_curl "$ref" -D "$dir/$i.headers" -o "$dir/$i.json" -w '%{http_code}') || code=000
     [ "$code" = 200 ] || cib_die "the $p image $ref could not be read (HTTP $code): the merge runs after every platform's build has pushed its image"
-    media=$(tr -d '\\r' < "$dir/$i.headers" | awk 'tolower($0) ~ /^content-type:/ { sub(/^[^:]*: */, ""); sub(/ *;.*/, ""); m = $0 } END { print m }')
+    # Media types are case-insensitive and may carry parameters (RFC 9110 8.3.1).
+    media=$(tr -d '\r' < "$dir/$i.headers" | awk 'tolower($0) ~ /^content-type:/ { sub(/^[^:]*:[ \t]*/, ""); sub(/[ \t]*;.*/, "");
+      sub(/[ \t]+$/, ""); m = tolower($0) } END { print m }')
     case "$media" in
       application/vnd.oci.image.manifest.v1+json) index_type=application/vnd.oci.image.index.v1+json ;;
       application/vnd.docker.distribution.manifest.v2+json) ;;
@@ -77,11 +66,28 @@ cib_step_merge() {
     cib_log "$p: $ref ($digest)"
   done
   printf '{"schemaVersion":2,"mediaType":"%s","manifests":[%s]}' "$index_type" "$entries" > "$dir/index.json"
+  ours="sha256:$(sha256sum "$dir/index.json" | cut -d ' ' -f 1)"
+  cib_state_set CIB_MERGED "$merged"
+  # The index's bytes follow from the platform images: a re-run of the commit makes the same index, and finds it under the tag.
+  if [ "$CIB_REUSE_EXISTING_IMAGE" = true ]; then
+    existing=$(cib_remote_digest "$IMAGE_URI") || status=$?
+    case "$status" in
+      0)
+        [ "$existing" = "$ours" ] || cib_die "$IMAGE_URI already names $existing, not the index of these platform images ($ours):" \\
+          "a tag names one image (an earlier build of this commit, single-platform or of other platforms?); build under another IMAGE_TAG"
+        cib_state_set IMAGE_REUSED true
+        cib_state_set IMAGE_DIGEST "$ours"
+        cib_log "index $IMAGE_URI already exists ($ours): reused, nothing merged"
+        cib_merge_report
+        return 0 ;;
+      1) ;;
+      *) cib_log "could not tell whether $IMAGE_URI already exists: merging" ;;
+    esac
+  fi
   code=$(cib_registry_curl "$IMAGE_URI" -X PUT -H "Content-Type: $index_type" --data-binary "@$dir/index.json" -o "$dir/put.out" \\
     -w '%{http_code}') || code=000
   [ "$code" = 201 ] || cib_die "the index $IMAGE_URI could not be pushed (HTTP $code): $(head -c 300 "$dir/put.out" 2>/dev/null || true)"
-  cib_state_set IMAGE_DIGEST "sha256:$(sha256sum "$dir/index.json" | cut -d ' ' -f 1)"
-  cib_state_set CIB_MERGED "$merged"
+  cib_state_set IMAGE_DIGEST "$ours"
   cib_log "index $IMAGE_URI ($IMAGE_DIGEST): \${#CIB_MERGE_LIST[@]} platforms"
   cib_merge_report
 }

@@ -694,9 +694,9 @@ describe('the native multi-platform path: one build per platform, then the merge
     // Registry requests only, the ECR password on curl's stdin: a read per platform and one PUT.
     expect(m.calls.map(c => c.replace(/ -H Accept: [^-]*-/, ' -H Accept -'))).toEqual([
       'aws ecr get-login-password --region eu-west-1',
-      expect.stringMatching(/-I https:\/\/.*\/manifests\/abc123$/),
       expect.stringMatching(/-D .* https:\/\/.*\/manifests\/abc123--linux-amd64$/),
       expect.stringMatching(/-D .* https:\/\/.*\/manifests\/abc123--linux-arm64$/),
+      expect.stringMatching(/-I https:\/\/.*\/manifests\/abc123$/),
       expect.stringMatching(
         /-X PUT -H Content-Type: application\/vnd.docker.distribution.manifest.list.v2\+json --data-binary @.* https:\/\/.*\/manifests\/abc123$/),
     ]);
@@ -715,6 +715,41 @@ describe('the native multi-platform path: one build per platform, then the merge
     // The platform builds' re-runs reuse their own images too.
     const rerun = run({ platform: 'linux/386', platformTags: true, imageName: 'linux-386' }, { CACHE_BRANCH: 'main' }, 'buildkit-mixed.log', true);
     expect(rerun.exports).toMatchObject({ IMAGE_REUSED: 'true', IMAGE_TAG: 'abc123--linux-386' });
+  });
+
+  test('a tag that already names another image (an earlier single-platform build of the commit) stops the merge, naming both', () => {
+    fs.rmSync(path.join(tmp, 'registry'), { recursive: true, force: true });
+    expect(run({}, { CACHE_BRANCH: 'main' }, 'buildkit-mixed.log', true).status).toBe(0);
+    const single = fs.readFileSync(stored('abc123'), 'utf8').trim();
+    for (const p of ['linux/amd64', 'linux/arm64']) {
+      expect(run({ platform: p, platformTags: true, imageName: p.replace('/', '-') }, { CACHE_BRANCH: 'main' }, 'buildkit-mixed.log', true).status).toBe(0);
+    }
+    const m = merge(['linux/amd64', 'linux/arm64']);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toMatch(new RegExp(`ERROR: ${APP}:abc123 already names ${single}, not the index of these platform images \\(sha256:[0-9a-f]{64}\\): `
+      + 'a tag names one image'));
+    expect(m.calls.filter(c => c.includes('PUT'))).toEqual([]);
+    // Without the check, the immutable tag refuses the PUT: a clear error with the registry's answer.
+    const refused = merge(['linux/amd64', 'linux/arm64'], { CIB_REUSE_EXISTING_IMAGE: 'false' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain(`ERROR: the index ${APP}:abc123 could not be pushed (HTTP 400): {"errors":[{"code":"TAG_INVALID"`);
+  });
+
+  test('a refused login reads nothing: the first platform image is unreadable (HTTP 401), and no index is written', () => {
+    buildPlatforms(['linux/amd64', 'linux/arm64']);
+    const m = merge(['linux/amd64', 'linux/arm64'], { FAKE_LOGIN_RC: '255' });
+    expect(m.status).toBe(1);
+    expect(m.stderr).toContain(`ERROR: the linux/amd64 image ${APP}:abc123--linux-amd64 could not be read (HTTP 401)`);
+    expect(fs.existsSync(`${stored('abc123')}.index`)).toBe(false);
+  });
+
+  test('a Content-Type with parameters, spaces and capitals is still the manifest type (RFC 9110: case-insensitive)', () => {
+    const type = 'Application/VND.docker.distribution.manifest.v2+json ; charset=utf-8';
+    buildPlatforms(['linux/amd64', 'linux/arm64'], { FAKE_MEDIA_TYPE: type });
+    const m = merge(['linux/amd64', 'linux/arm64'], { FAKE_MEDIA_TYPE: type });
+    expect(m.status).toBe(0);
+    const index = JSON.parse(fs.readFileSync(`${stored('abc123')}.index`, 'utf8'));
+    expect(index.manifests.map((x: { mediaType: string }) => x.mediaType)).toEqual(Array(2).fill('application/vnd.docker.distribution.manifest.v2+json'));
   });
 
   test('OCI platform manifests make an OCI index; a variant is in the platform', () => {
