@@ -23,7 +23,8 @@ cib_stage_ref() {
   printf '%s\\n' "$ref"
 }
 
-# The side stages of the target (stages.sh.ts): CIB_SIDE_STAGES (names), CIB_SIDE_CHAINS (their FROM chains' labels).
+# The stages of the target with refs of their own (stages.sh.ts: every stage it needs but itself, in Dockerfile order):
+# CIB_SIDE_STAGES (names), CIB_SIDE_CHAINS (their FROM chains' labels).
 cib_inline_stages() {
   CIB_SIDE_STAGES=()
   CIB_SIDE_CHAINS=()
@@ -71,8 +72,8 @@ cib_inline_docker_build() {
     "\${CIB_INLINE_CACHE_FROM[@]}" "\${CIB_FLAGS[@]}" "$@" "$CIB_CONTEXT"
 }
 
-# The target's image as the branch's ref; each side stage whose FROM chain ran a step as a ref of its own, built
-# --target from the local cache the build just filled.
+# The target's image as the branch's ref; each of those stages whose FROM chain ran a step as a ref of its own, built
+# --target from the local cache the build just filled (a stage before the stages built on it).
 cib_inline_cache_push() {
   local i stage label written=("$CACHE_WRITE_TAG") ref
   docker tag "$IMAGE_URI" "$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG" \\

@@ -54,7 +54,7 @@ cib_ref_blobs() {
   fi
 }
 
-# The refs this build reads and may write: the branch tags and, with the inline functions, each side stage's refs.
+# The refs this build reads and may write: the branch tags and, with the inline functions, each stage ref.
 cib_cache_refs_all() {
   local ref stage
   for ref in $CACHE_READ_TAGS $CACHE_WRITE_TAG; do

@@ -3,17 +3,26 @@
  *
  * Inline cache carries the records of one image: the target's chain of FROM stages. A stage the target only COPYs
  * from (or mounts from) — directly, or through the FROM chain of such a stage — is in no cached image, so every build
- * would run it again (a `deps` stage's `npm ci` on every source change). The inline strategy therefore builds each
- * such "side" stage with `--target` and keeps it as an inline-cache image of its own. A side stage's image carries its
- * whole FROM chain, so only the stages that are not a FROM parent of another needed stage need one.
+ * would run it again (a `deps` stage's `npm ci` on every source change). The inline strategy therefore builds such
+ * stages with `--target` and keeps each as an inline-cache image of its own.
+ *
+ * Every stage the target needs, other than the target itself, gets a ref: the FROM parents and the stages on the
+ * target's own chain too, not only the stages at the ends of side chains. An image's FROM chain does not reliably carry
+ * the parents' records: on a multi-stage Dockerfile, docker 20.10's BuildKit (0.8) drops at random the records (keeps
+ * the key, loses the layer) of steps that were cached in the build that exported the image, except the image's last
+ * step. Measured on the M1 project (tools, deps, build FROM deps, runtime FROM tools): 66 of 80 `--target build` exports
+ * lost at least one such record (a tools or deps step), 33 of 80 runtime exports lost the tools step's, so a later
+ * build re-ran `npm ci`, or the tools step after a dependency change; the last step's record was lost in none of 343
+ * exports. A ref per stage keeps each stage's result, the point the later stages build on. What remains: a step inside
+ * a stage whose later steps change alone (an edited RUN line) may find its record dropped and run again.
  */
 
 /**
  * Reads a Dockerfile (the default `\` escape; line continuations and comment lines inside them handled) and prints
- * one line per side stage of the target (`-v target=NAME`, empty for the last stage), in Dockerfile order:
- * `side NAME LABEL...` for a named stage, with the BuildKit log labels of its FROM chain (root first: a stage name, or
- * `stage-N` for an unnamed stage), and `unnamed INDEX` for one only referenced by its index (`--target` cannot name it).
- * Stage names are case-insensitive, as in BuildKit.
+ * one line per stage the target (`-v target=NAME`, empty for the last stage) needs, other than the target itself, in
+ * Dockerfile order (a stage before the stages that use it): `side NAME LABEL...` for a named stage, with the BuildKit
+ * log labels of its FROM chain (root first: a stage name, or `stage-N` for an unnamed stage), and `unnamed INDEX` for
+ * one only referenced by its index (`--target` cannot name it). Stage names are case-insensitive, as in BuildKit.
  */
 export const STAGES_AWK = `
 function dep(s, ref,    r) {
@@ -59,17 +68,15 @@ END {
   t = n
   if (target != "") { t = -1; if (tolower(target) in index_of) t = index_of[tolower(target)] }
   if (t < 0) exit
-  # Stages the target needs (its closure), and the FROM parents among them.
+  # Stages the target needs (its closure).
   need[t] = 1; queue[++q] = t
   while (q > 0) {
     s = queue[q--]
     c = split(deps[s], d, " ")
     for (j = 1; j <= c; j++) if (!(d[j] in need)) { need[d[j]] = 1; queue[++q] = d[j] }
   }
-  for (s in need) if (parent[s] >= 0) is_parent[parent[s]] = 1
-  for (s = t; s >= 0; s = parent[s]) on_target_chain[s] = 1
   for (s = 0; s <= n; s++) {
-    if (!(s in need) || (s in on_target_chain) || (s in is_parent)) continue
+    if (!(s in need) || s == t) continue
     if (!(s in name)) { print "unnamed", s; continue }
     chain = ""
     for (x = s; x >= 0; x = parent[x]) chain = ((x in name) ? name[x] : "stage-" x) " " chain

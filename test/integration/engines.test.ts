@@ -108,9 +108,13 @@ for (const combo of STRATEGY_COMBOS) {
           expect(builds[1].exports.CACHE_REF_WRITTEN).toMatch(/^feature-new-thing-[0-9a-f]{8}$/);
         }
         if (scenario.name === 'M1' && combo.recipe === 'inline') {
-          // The side stage (build, which COPYs deps through its FROM chain) has refs of its own, read and written.
-          expect(builds[1].exports.CACHE_REFS_READ).toBe('main,main--build');
+          // Every stage the target needs has a ref of its own (stages.sh.ts), read on every build and written when its
+          // FROM chain ran a step: all four on the cold build, build's after an app change, deps' and build's after a
+          // dependency change, none on a no-op build.
+          expect(builds[0].exports.CACHE_REF_WRITTEN).toBe('main,main--tools,main--deps,main--build');
+          expect(builds[1].exports.CACHE_REFS_READ).toBe('main,main--tools,main--deps,main--build');
           expect(builds[1].exports.CACHE_REF_WRITTEN).toBe('main,main--build');
+          expect(builds[2].exports.CACHE_REF_WRITTEN).toBe('main,main--deps,main--build');
           expect(builds[3].exports.CACHE_REF_WRITTEN).toBe('');
         }
         if (scenario.name === 'M1') {
@@ -168,6 +172,7 @@ describeCombo({ recipe: 'registry', engine: 'd20x' }, () => {
     }
     await expectOnePutPerTag(run.repos, run.builds);
   });
+
 });
 
 for (const combo of BASELINE_COMBOS.filter(c => c.recipe === 'naive')) {
