@@ -173,6 +173,23 @@ describeCombo({ recipe: 'registry', engine: 'd20x' }, () => {
     await expectOnePutPerTag(run.repos, run.builds);
   });
 
+  test('M1 with a BuildKit image that cannot be pulled: every build falls back to inline, executed == ideal, side refs read and written', async () => {
+    const run = await runScenario({ recipe: 'registry', engine: 'd20x' }, SCENARIOS.find(s => s.name === 'M1')!, engine('d20x'), vars, {
+      env: { CIB_BUILDKIT_IMAGE: `${vars.CIB_REGISTRY}/missing/buildkit:none` },
+    });
+    expect(summary(run.builds)).toEqual(run.builds.map((b, i) => `build ${i + 1}: executed [${b.ideal}] ideal [${b.ideal}]`));
+    for (const b of run.builds) {
+      expect(b.report).toMatchObject({ fallback: 'inline' });
+      expect(b.log).toContain('this build falls back to the inline strategy');
+    }
+    // The fallback reads and writes the stage refs as the inline strategy does.
+    expect(run.builds[0].exports.CACHE_REF_WRITTEN).toBe('main,main--tools,main--deps,main--build');
+    expect(run.builds[1].exports.CACHE_REFS_READ).toBe('main,main--tools,main--deps,main--build');
+    expect(run.builds[1].exports.CACHE_REF_WRITTEN).toBe('main,main--build');
+    expect(run.builds[2].exports.CACHE_REF_WRITTEN).toBe('main,main--deps,main--build');
+    expect(run.builds[3].exports.CACHE_REF_WRITTEN).toBe('');
+    await expectOnePutPerTag(run.repos, run.builds);
+  });
 });
 
 for (const combo of BASELINE_COMBOS.filter(c => c.recipe === 'naive')) {
