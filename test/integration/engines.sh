@@ -23,7 +23,7 @@
 # once through a private apt config; i386 binaries run natively on an x86_64
 # kernel) as 127.0.0.1:5000/cib/base-multi:1.
 #
-# Usage: engines.sh up|down|status
+# Usage: engines.sh up|down|status|fresh-d20
 #   up      apt-installs what is missing (Debian 12, root), downloads the trixie
 #           debs once (cached in $CACHE_DIR), stops anything a previous `up`
 #           left, wipes the engines' data, starts everything and writes
@@ -854,6 +854,17 @@ cmd_status() {
   [[ $any -eq 1 ]]
 }
 
+# fresh-d20: docker 20.10 restarted with no BuildKit state, as a CodeBuild host starts every build. Its BuildKit (0.8) keeps
+# cache keys across `docker builder prune` and, with them, drops inline-cache records of later builds (see stages.sh.ts):
+# a test that models a fresh host must not inherit the tests before it.
+cmd_fresh_d20() {
+  [[ -f $ENV_FILE ]] || die "engines are not up (no $ENV_FILE)"
+  stop_daemons d20
+  rm -rf "$DATA_DIR/d20/buildkit"
+  start_d20 || die "docker 20.10 did not start again (log: $LOG_DIR/d20.log)"
+  log "docker 20.10 restarted without BuildKit state"
+}
+
 main() {
   case ${1:-} in
     up)
@@ -867,8 +878,13 @@ main() {
       cmd_down
       ;;
     status) cmd_status ;;
+    fresh-d20)
+      need_root
+      take_lock
+      cmd_fresh_d20
+      ;;
     *)
-      echo "usage: $0 up|down|status" >&2
+      echo "usage: $0 up|down|status|fresh-d20" >&2
       exit 2
       ;;
   esac

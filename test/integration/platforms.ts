@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { BuildScript } from '../../lib/build-script/build-script';
-import { BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
+import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
 import { StrategyName } from '../../lib/build-script/engine';
 import { BuildResult, Combo, Engine, freshRepos, Layout, loadEngines, Project, Repos, runBuild } from './harness';
 
@@ -186,6 +186,20 @@ Promise<{ readonly repos: Repos; readonly results: PlatformResult[] }> {
   return { repos, results };
 }
 
+/** One platform's buildah build: the steps the parser says executed, and the RUN steps whose marker the log holds. */
+function buildahSteps(buildLog: string): { executed: string[]; markers: string[] } {
+  const r = spawnSync('awk', [BUILDAH_STEPS_AWK], { input: buildLog, encoding: 'utf8' });
+  const executed = new Set<string>();
+  for (const line of r.stdout.split('\n').filter(Boolean)) {
+    const [status, , title] = line.split('\t');
+    const text = title.replace(/^(\[\d+\/\d+\] )?STEP \d+\/\d+: /, '').replace(/deps-[a-z0-9_]+\.txt/, 'deps-${TARGETARCH}.txt');
+    const step = STEPS.find(x => x.line === text);
+    if (step && status === 'executed') executed.add(step.id);
+  }
+  const markers = new Set([...buildLog.matchAll(/^ran-step-(p\d)$/gm)].map(m => m[1]));
+  return { executed: STEPS.map(x => x.id).filter(id => executed.has(id)), markers: STEPS.map(x => x.id).filter(id => markers.has(id)) };
+}
+
 /** `linux/arm/v7` → `linux-arm-v7`, as the script tags a platform's image and the construct names its cache refs. */
 export const platformSlug = (platform: string): string => platform.replace(/\//g, '-');
 
@@ -215,12 +229,13 @@ export function runMerge(strategy: StrategyName, engine: Engine, repos: Repos, t
   });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const out = `${r.stdout}${r.stderr}`;
-  const exports: Record<string, string> = {};
-  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exports[m[1]] = m[2];
+  // Not `exports`: CommonJS's own name, which the transpiled module reads PLATFORMS from.
+  const exported: Record<string, string> = {};
+  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)='(.*)'$/gm)) exported[m[1]] = m[2];
   const reportFile = path.join(artifacts, 'cache-report.json');
   const report = fs.existsSync(reportFile) ? JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Record<string, unknown> : {};
   fs.rmSync(work, { recursive: true, force: true });
-  return { status: r.status ?? -1, out, exports, report, seconds };
+  return { status: r.status ?? -1, out, exports: exported, report, seconds };
 }
 
 /**
@@ -253,7 +268,10 @@ Promise<{ readonly repos: Repos; readonly results: NativeResult[] }> {
           keepLocal: options.keepLocal && i > 0,
           env: { CIB_PLATFORM: p, CIB_PLATFORM_TAGS: 'true', CIB_IMAGE_NAME: platformSlug(p) },
         });
-        const steps = perPlatform(r.buildLog, p).get(p)!;
+        const steps = combo.engine === 'buildah' ? buildahSteps(r.buildLog) : perPlatform(r.buildLog, p).get(p)!;
+        if (process.env.CIB_CAPTURE_LOGS) {
+          fs.writeFileSync(path.join(process.env.CIB_CAPTURE_LOGS, `native-${combo.recipe}-${combo.engine}-b${i + 1}-${platformSlug(p)}.log`), `${r.log}\n${r.buildLog}`);
+        }
         platforms.set(p, { r, executed: steps.executed, markers: steps.markers });
       }
       const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-artifacts-'));
