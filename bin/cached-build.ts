@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { BuildScript, BuildScriptOptions, MAX_INLINE_BUILDSPEC_LENGTH } from '../lib/build-script/build-script';
-import { IMAGE_NAME, invalidBranchReason, MAX_IMAGE_NAME_LENGTH } from '../lib/build-script/cache-refs';
+import { IMAGE_NAME, invalidBranchReason, MAX_IMAGE_NAME_LENGTH, PLATFORM } from '../lib/build-script/cache-refs';
 import { MULTI_PLATFORM_STRATEGIES } from '../lib/build-script/config';
 import { StrategyName } from '../lib/build-script/engine';
 
@@ -160,12 +160,8 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
       }
       case '--platform': {
         const v = value();
-        if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?(,[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?)*$/.test(v)) {
-          throw new UsageError(`--platform must look like linux/amd64, got '${v}'`);
-        }
-        const twice = v.split(',').find((p, n, all) => all.indexOf(p) !== n);
-        if (twice) throw new UsageError(`--platform '${v}' names ${twice} twice`);
-        o.platform = v;
+        if (!v.split(',').every(p => PLATFORM.test(p))) throw new UsageError(`--platform must look like linux/amd64, got '${v}'`);
+        o.platform = platformList(flag, v).join(',');
         break;
       }
       case '--buildkit-image': {
@@ -188,13 +184,10 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
         break;
       case '--merge-platforms': {
         const v = value();
-        const list = v.split(',');
-        const bad = list.find(p => !/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(p));
+        const bad = v.split(',').find(p => !PLATFORM.test(p));
         if (bad !== undefined) throw new UsageError(`--merge-platforms must be platforms like linux/amd64,linux/arm64, got '${bad}' in '${v}'`);
-        if (list.length < 2) throw new UsageError(`--merge-platforms must name two or more platforms (one index of them), got '${v}'`);
-        const twice = list.find((p, n, all) => all.indexOf(p) !== n);
-        if (twice) throw new UsageError(`--merge-platforms '${v}' names ${twice} twice`);
-        o.mergePlatforms = list;
+        if (!v.includes(',')) throw new UsageError(`--merge-platforms must name two or more platforms (one index of them), got '${v}'`);
+        o.mergePlatforms = platformList(flag, v);
         break;
       }
       case '--no-reuse-existing-image':
@@ -221,6 +214,14 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
   if (readOnly.length > 0) o.readOnlyBranches = readOnly;
   if (Object.keys(buildArgs).length > 0) o.buildArgs = buildArgs;
   return { options: o, flags: [...seen] };
+}
+
+/** A comma-separated list of platforms (each already checked), refused when it names one twice. */
+function platformList(flag: string, v: string): string[] {
+  const list = v.split(',');
+  const twice = list.find((p, n) => list.indexOf(p) !== n);
+  if (twice) throw new UsageError(`${flag} '${v}' names ${twice} twice`);
+  return list;
 }
 
 function repoUri(flag: string, v: string): string {

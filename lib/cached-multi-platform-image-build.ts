@@ -9,7 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { assertInlineBuildSpecFits, BuildScript, ScriptDelivery } from './build-script/build-script';
-import { MAX_TAG_LENGTH } from './build-script/cache-refs';
+import { MAX_TAG_LENGTH, PLATFORM, platformSlug } from './build-script/cache-refs';
 import { CacheCleanup } from './cache-cleanup';
 import { CacheStrategy, CacheStrategyKind } from './cache-strategy';
 import {
@@ -285,12 +285,6 @@ export class CachedMultiPlatformImageBuild extends Construct {
   }
 }
 
-const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
-
-/** `linux/arm/v7` → `linux-arm-v7`: the platform in image tags, cache ref names, construct ids and action names. */
-function platformSlug(platform: string): string {
-  return platform.replace(/\//g, '-');
-}
 
 /** The build image a platform gets by default, or undefined when it must be given. */
 function defaultBuildImage(platform: string, strategy: CacheStrategy): codebuild.IBuildImage | undefined {

@@ -72,6 +72,14 @@ cib_cache_ref() {
   printf '%s${REF_FAMILY_SEPARATOR}%s\\n' "$1" "$(cib_branch_tag "$2" $((${MAX_TAG_LENGTH} - \${#1} - ${REF_FAMILY_SEPARATOR.length})))"
 }`;
 
+/** One platform: `os/arch` or `os/arch/variant` (the script's CIB_PLATFORM_RE). */
+export const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
+
+/** `linux/arm/v7` → `linux-arm-v7`: a platform in image tags (the script's `cib_platform_tag`), cache ref and construct names. */
+export function platformSlug(platform: string): string {
+  return platform.replace(/\//g, '-');
+}
+
 /** Where a build reads its cache from and where it writes it. */
 export interface CacheRefPlan {
   /** Tags to read, in order: the current branch, then the default branch (deduplicated). */

@@ -193,6 +193,16 @@ cib_write_report_json() {
   } > "$file"
 }
 
+# The exported variables, for CodeBuild's post_build (sourced) or a standalone caller.
+cib_write_exports() {
+  local name value q="'"
+  : > "$CIB_WORK_DIR/exports.env"
+  for name in $CIB_EXPORTED_VARIABLES; do
+    value="\${!name:-}"
+    printf "export %s='%s'\\n" "$name" "\${value//$q/$q\\\\$q$q}" >> "$CIB_WORK_DIR/exports.env"
+  done
+}
+
 # One put-metric-data call a build, in CodeBuild only; a failure warns and never fails the build.
 cib_publish_metrics() {
   if [ "$CIB_METRICS" != true ] || [ -z "\${CODEBUILD_BUILD_ID:-}" ]; then return 0; fi

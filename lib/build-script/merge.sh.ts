@@ -4,17 +4,7 @@
  * registry requests only (curl; ECR's basic auth, as the re-run check uses), so the merge needs no engine and no privileged mode.
  * ECR takes an index only once every manifest it names is in the repository (test/aws-contract.md ECR19): the platform images are.
  */
-export const MERGE_SHELL = `# The exported variables, for CodeBuild's post_build (sourced) or a standalone caller.
-cib_write_exports() {
-  local name value q="'"
-  : > "$CIB_WORK_DIR/exports.env"
-  for name in $CIB_EXPORTED_VARIABLES; do
-    value="\${!name:-}"
-    printf "export %s='%s'\\n" "$name" "\${value//$q/$q\\\\$q$q}" >> "$CIB_WORK_DIR/exports.env"
-  done
-}
-
-cib_step_merge() {
+export const MERGE_SHELL = `cib_step_merge() {
   cib_state_set CIB_STARTED_AT "$(date +%s)"
   [ -n "$APP_REPOSITORY_URI" ] || cib_die 'APP_REPOSITORY_URI is not set (the app repository the platform images are in)'
   [ "\${#CIB_MERGE_LIST[@]}" -ge 2 ] || cib_die "CIB_MERGE_PLATFORMS must name two or more platforms (one index of them), got '$CIB_MERGE_PLATFORMS'"

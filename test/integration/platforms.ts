@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { BuildScript } from '../../lib/build-script/build-script';
+import { platformSlug } from '../../lib/build-script/cache-refs';
 import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
 import { StrategyName } from '../../lib/build-script/engine';
 import { BuildResult, Combo, Engine, freshRepos, Layout, loadEngines, Project, Repos, runBuild } from './harness';
@@ -146,39 +147,48 @@ export interface PlatformResult {
   readonly artifacts: string;
 }
 
+/**
+ * Drives the scenario's builds on `project`: applies each build's change, computes the ideal per platform (the steps whose key
+ * no earlier build of the branch or of main produced), calls `build`, then records the keys as built.
+ */
+async function forEachBuild(project: Project, build: (i: number, b: PlatformBuild, ideal: Map<string, string[]>) => Promise<void>): Promise<void> {
+  const deps = new Map(PLATFORMS.map(p => [p, 'deps-v1']));
+  const setDeps = () => { project.deps = PLATFORMS.map(p => `${ARCH(p)}=${deps.get(p)}`).join(' '); };
+  setDeps();
+  const built = new Map<string, Set<string>>();
+  for (const [i, b] of PLATFORM_BUILDS.entries()) {
+    if (b.change === 'app' && i > 0) project.app = `app-v${i + 1}`;
+    if (typeof b.change === 'object') {
+      for (const p of b.change.deps) deps.set(p, `deps-v${i + 1}`);
+      setDeps();
+    }
+    const keys = stepKeys(deps, project.app);
+    const available = new Set([...(built.get(b.branch) ?? []), ...(built.get('main') ?? [])]);
+    await build(i, b, new Map(PLATFORMS.map(p => [p, STEPS.map(s => s.id).filter(id => !available.has(keys.get(`${p} ${id}`)!))])));
+    const set = built.get(b.branch) ?? new Set<string>();
+    for (const k of keys.values()) set.add(k);
+    built.set(b.branch, set);
+  }
+}
+
 /** Runs the scenario's builds, each on a wiped builder unless `keepLocal` (the floor); the caller removes `artifacts`. */
 export async function runPlatformsScenario(combo: Combo, engine: Engine, options: { keepLocal?: boolean } = {}):
 Promise<{ readonly repos: Repos; readonly results: PlatformResult[] }> {
   const repos = await freshRepos(vars, combo, options.keepLocal ? 'platforms-floor' : 'platforms');
   const project = new Project(vars.CIB_MULTI_BASE_IMAGE, LAYOUT);
-  const deps = new Map(PLATFORMS.map(p => [p, 'deps-v1']));
-  const setDeps = () => { project.deps = PLATFORMS.map(p => `${ARCH(p)}=${deps.get(p)}`).join(' '); };
-  setDeps();
-  const built = new Map<string, Set<string>>();
   const results: PlatformResult[] = [];
   try {
-    for (const [i, b] of PLATFORM_BUILDS.entries()) {
-      if (b.change === 'app' && i > 0) project.app = `app-v${i + 1}`;
-      if (typeof b.change === 'object') {
-        for (const p of b.change.deps) deps.set(p, `deps-v${i + 1}`);
-        setDeps();
-      }
-      const keys = stepKeys(deps, project.app);
-      const available = new Set([...(built.get(b.branch) ?? []), ...(built.get('main') ?? [])]);
-      const ideal = new Map(PLATFORMS.map(p => [p, STEPS.map(s => s.id).filter(id => !available.has(keys.get(`${p} ${id}`)!))]));
+    await forEachBuild(project, async (i, b, ideal) => {
       const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-artifacts-'));
       const r = await runBuild({
         combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: new Set(), control: vars.CIB_REGISTRY_CONTROL,
         keepLocal: options.keepLocal && i > 0,
         env: { CIB_PLATFORM: PLATFORMS.join(','), CIB_ARTIFACTS_DIR: artifacts },
       });
-      const set = built.get(b.branch) ?? new Set<string>();
-      for (const k of keys.values()) set.add(k);
-      built.set(b.branch, set);
       results.push({ r, ideal, steps: perPlatform(r.buildLog), artifacts });
       // CIB_CAPTURE_LOGS=DIR keeps the engine's logs (the parser's fixtures come from there).
       if (process.env.CIB_CAPTURE_LOGS) fs.writeFileSync(path.join(process.env.CIB_CAPTURE_LOGS, `real-registry-d26-platforms-b${i + 1}.log`), r.buildLog);
-    }
+    });
   } finally {
     project.remove();
   }
@@ -200,8 +210,7 @@ function buildahSteps(buildLog: string): { executed: string[]; markers: string[]
   return { executed: STEPS.map(x => x.id).filter(id => executed.has(id)), markers: STEPS.map(x => x.id).filter(id => markers.has(id)) };
 }
 
-/** `linux/arm/v7` → `linux-arm-v7`, as the script tags a platform's image and the construct names its cache refs. */
-export const platformSlug = (platform: string): string => platform.replace(/\//g, '-');
+export { platformSlug };
 
 /** One build of the native scenario: each platform's build (its result, executed steps), then the merge's. */
 export interface NativeResult {
@@ -246,21 +255,9 @@ export async function runNativeScenario(combo: Combo, engine: Engine, options: {
 Promise<{ readonly repos: Repos; readonly results: NativeResult[] }> {
   const repos = await freshRepos(vars, combo, options.keepLocal ? 'native-floor' : 'native');
   const project = new Project(vars.CIB_MULTI_BASE_IMAGE, LAYOUT);
-  const deps = new Map(PLATFORMS.map(p => [p, 'deps-v1']));
-  const setDeps = () => { project.deps = PLATFORMS.map(p => `${ARCH(p)}=${deps.get(p)}`).join(' '); };
-  setDeps();
-  const built = new Map<string, Set<string>>();
   const results: NativeResult[] = [];
   try {
-    for (const [i, b] of PLATFORM_BUILDS.entries()) {
-      if (b.change === 'app' && i > 0) project.app = `app-v${i + 1}`;
-      if (typeof b.change === 'object') {
-        for (const p of b.change.deps) deps.set(p, `deps-v${i + 1}`);
-        setDeps();
-      }
-      const keys = stepKeys(deps, project.app);
-      const available = new Set([...(built.get(b.branch) ?? []), ...(built.get('main') ?? [])]);
-      const ideal = new Map(PLATFORMS.map(p => [p, STEPS.map(s => s.id).filter(id => !available.has(keys.get(`${p} ${id}`)!))]));
+    await forEachBuild(project, async (i, b, ideal) => {
       const platforms: NativeResult['platforms'] = new Map();
       for (const p of PLATFORMS) {
         const r = await runBuild({
@@ -277,11 +274,8 @@ Promise<{ readonly repos: Repos; readonly results: NativeResult[] }> {
       const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-artifacts-'));
       const merge = runMerge(combo.recipe as StrategyName, engine, repos, `b${i + 1}`, artifacts);
       if (merge.status !== 0) throw new Error(`merge of b${i + 1} failed (exit ${merge.status}):\n${merge.out.slice(-4000)}`);
-      const set = built.get(b.branch) ?? new Set<string>();
-      for (const k of keys.values()) set.add(k);
-      built.set(b.branch, set);
       results.push({ platforms, ideal, merge, artifacts });
-    }
+    });
   } finally {
     project.remove();
   }
