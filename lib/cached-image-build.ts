@@ -93,7 +93,7 @@ export interface CachedImageBuildProps {
 
   /**
    * CodeBuild image; must run Docker (privileged) for the docker strategies, and have (or install with apt-get/dnf)
-   * buildah 1.27 or later for the buildah strategy.
+   * buildah 1.29 or later for the buildah strategy.
    * @default LinuxBuildImage.STANDARD_7_0, or LinuxBuildImage.STANDARD_8_0 for the buildah strategy (Ubuntu 24.04, buildah 1.33)
    */
   readonly buildImage?: codebuild.IBuildImage;
@@ -196,7 +196,7 @@ const CONTAINER = /^[A-Za-z0-9_-]{1,255}$/;
 const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{1,149}$/;
 /** CodeBuild's timeoutInMinutes range (CreateProject): 5 minutes to 36 hours. */
 const TIMEOUT_MINUTES = { min: 5, max: 2160 };
-/** The CodeBuild standard images whose Ubuntu packages a buildah without --cache-from/--cache-to (before 1.27). */
+/** The CodeBuild standard images whose Ubuntu packages a buildah without --cache-from/--cache-to (before 1.27; we need 1.29). */
 const OLD_BUILDAH_IMAGES = ['aws/codebuild/standard:5.0', 'aws/codebuild/standard:6.0', 'aws/codebuild/standard:7.0'];
 
 /**
@@ -538,7 +538,7 @@ export class CachedImageBuild extends Construct {
     const image = props.buildImage?.imageId;
     if (this.strategy.kind === CacheStrategyKind.BUILDAH && image !== undefined && OLD_BUILDAH_IMAGES.includes(image)) {
       fail(`buildImage ${image} is Ubuntu 22.04 or older, whose buildah (1.23 on 22.04) has no --cache-from/--cache-to `
-        + '(buildah 1.27 or later): use LinuxBuildImage.STANDARD_8_0 (the default for the buildah strategy)');
+        + '(buildah 1.29 or later): use LinuxBuildImage.STANDARD_8_0 (the default for the buildah strategy)');
     }
     if (props.subnetSelection && !props.vpc) fail('subnetSelection needs vpc');
     if (props.appRepository && props.repositoryOptions?.appRepositoryName !== undefined) {

@@ -25,7 +25,7 @@ export interface NativePlatform {
 
   /**
    * The CodeBuild image of this platform's project: a `LinuxArmBuildImage` for an ARM platform, a `LinuxBuildImage` for an
-   * x86 one. Its Docker (or buildah 1.27+, for the buildah strategy) builds the platform natively.
+   * x86 one. Its Docker (or buildah 1.29+, for the buildah strategy) builds the platform natively.
    * @default - linux/amd64: the build's default (`LinuxBuildImage.STANDARD_7_0`, `STANDARD_8_0` with buildah); linux/arm64:
    * `LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0` (registry and inline strategies); required for any other platform,
    * and for linux/arm64 with the buildah strategy
@@ -256,7 +256,7 @@ export class CachedMultiPlatformImageBuild extends Construct {
       const type = (p.buildImage ?? defaultBuildImage(p.platform, strategy))?.type;
       if (type === undefined) {
         fail(`platforms: ${p.platform} needs a buildImage (a CodeBuild image of that architecture)`
-          + (p.platform === 'linux/arm64' ? ' with buildah 1.27 or later for the buildah strategy: no ARM CodeBuild image is known to have it' : ''));
+          + (p.platform === 'linux/arm64' ? ' with buildah 1.29 or later for the buildah strategy: no ARM CodeBuild image is known to have it' : ''));
       }
       const arm = /^linux\/arm/.test(p.platform);
       if (arm && type !== 'ARM_CONTAINER' && type !== 'ARM_EC2') {

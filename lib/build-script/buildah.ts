@@ -25,10 +25,15 @@ export function buildahEngine(): EngineScript {
   local version
   version=$(buildah --version 2>&1) || cib_die "buildah does not run here: $version"
   version=$(printf '%s\\n' "$version" | awk '{ print $3; exit }')
-  # --cache-from/--cache-to came in buildah 1.27; Ubuntu 22.04 (CodeBuild standard:7.0) packages 1.23.
-  if ! printf '%s\\n' "$version" | awk -F . '{ exit !($1 > 1 || ($1 == 1 && $2 >= 27)) }'; then
-    cib_die "buildah $version has no --cache-from/--cache-to (they came in buildah 1.27): use a build image whose buildah is" \\
-      '1.27 or later (CodeBuild standard:8.0, Ubuntu 24.04, installs 1.33), or the registry or inline strategy'
+  # --cache-from/--cache-to came in buildah 1.27 (Ubuntu 22.04, CodeBuild standard:7.0, packages 1.23); 1.27 and 1.28 never pull
+  # an ARG step from the remote cache, and every step after a missed one runs (fixed in 1.29, containers/buildah 3223610).
+  if ! printf '%s\\n' "$version" | awk -F . '{ exit !($1 > 1 || ($1 == 1 && $2 >= 29)) }'; then
+    if printf '%s\\n' "$version" | awk -F . '{ exit !($1 == 1 && $2 >= 27) }'; then
+      cib_die "buildah $version never reuses an ARG step from the remote cache, nor any step after one (fixed in buildah 1.29):" \\
+        'use a build image whose buildah is 1.29 or later (CodeBuild standard:8.0, Ubuntu 24.04, installs 1.33), or the registry or inline strategy'
+    fi
+    cib_die "buildah $version has no --cache-from/--cache-to (they came in buildah 1.27, and reuse ARG steps from 1.29): use a build" \\
+      'image whose buildah is 1.29 or later (CodeBuild standard:8.0, Ubuntu 24.04, installs 1.33), or the registry or inline strategy'
   fi
 }
 
@@ -76,10 +81,23 @@ cib_engine_build() {
   cib_buildah push "\${CIB_TLS[@]}" --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2 \\
     || cib_die "buildah push $IMAGE_URI failed (exit $?)"
   cib_state_set IMAGE_DIGEST "$(cat "$CIB_WORK_DIR/digest")"
-  # buildah's refs are the step tags it pulled: what the cleanup must keep alive.
-  cib_state_set CACHE_REFS_READ "$(sed -n 's/^--> Cache pulled from remote .*:\\([0-9a-f]\\{64\\}\\)$/\\1/p' "$CIB_WORK_DIR/build.log" | paste -sd , -)"
+  # buildah's refs are the step tags it pulled: what the cleanup must keep alive (1.39 may say so twice for one step).
+  cib_state_set CACHE_REFS_READ "$(sed -n 's/^--> Cache pulled from remote .*:\\([0-9a-f]\\{64\\}\\)$/\\1/p' "$CIB_WORK_DIR/build.log" | awk '!seen[$0]++' | paste -sd , -)"
+  cib_buildah_warn_pulled_unused "$CIB_WORK_DIR/build.log"
   : > "$CIB_WORK_DIR/restored-refs"
   if [ "\${#cache_to[@]}" -gt 0 ] && [ -z "\${CIB_CACHE_PUSH_FAILED:-}" ]; then cib_buildah_restore_refs; fi
+}
+
+# A step tag buildah pulled and then pushed again is a step it found in the cache and ran anyway: it reuses a pulled step image
+# only when the image's history matches the base's entry by entry, and a base whose history entries have no "created" time
+# never does (the step image, in Docker format, says 0001-01-01T00:00:00Z there). Every build would then run every step.
+cib_buildah_warn_pulled_unused() {
+  local unused
+  unused=$(awk '/^--> Cache pulled from remote / { n = split($NF, a, ":"); pulled[a[n]] = 1 }
+    /^--> Pushing cache / { n = split($NF, a, ":"); if (a[n] in pulled) print a[n] }' "$1" | paste -sd , -)
+  [ -z "$unused" ] || cib_warn "buildah pulled the cached step $unused and ran it anyway: buildah reuses a cached step only when" \
+    "the base image's history matches the cached image's, and a base image whose history entries have no 'created' time never" \
+    "matches. Rebuild the base image with created times (docker, buildah and BuildKit write them), or use the registry or inline strategy"
 }
 
 # buildah's final error line: what stopped it.

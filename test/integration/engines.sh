@@ -9,7 +9,13 @@
 #            containerd 1.7, unpacked (dpkg-deb -x) into a private dir, never
 #            installed over the system; runs with Debian 12's runc and the
 #            containerd image store (containerd-snapshotter).
-#   buildah  Debian 12 buildah 1.28 (daemonless; only checked here).
+#   buildah  Debian 13 (trixie) buildah 1.39 (daemonless; only checked here),
+#            unpacked beside the system with trixie's netavark, glibc and
+#            libsubid, its ELF interpreter and library path pointed at them
+#            (patchelf: Debian 12's glibc is 2.36, it needs 2.38), run through
+#            a wrapper that sets its containers.conf. CodeBuild's standard:8.0
+#            ships buildah 1.33; Debian 12's 1.28 never reuses an ARG step
+#            from the remote cache, nor any step after one (fixed in 1.29).
 #   registry Debian docker-registry 2.8 on 127.0.0.1:5001, own config, no auth,
 #            behind
 #   front    the ECR-behaving registry front (test/fakes/registry-front.ts, node) on
@@ -60,13 +66,20 @@ MULTI_BASE_IMAGE=$REGISTRY/cib/base-multi:1
 MULTI_BASE_PLATFORMS=linux/amd64,linux/386
 
 APT_PACKAGES=(docker.io buildah docker-registry busybox-static runc containerd
-  tini shellcheck curl ca-certificates uidmap fuse-overlayfs)
-TRIXIE_PACKAGES=(docker.io docker-cli docker-buildx containerd)
+  tini shellcheck curl ca-certificates uidmap fuse-overlayfs patchelf)
+# Unpacked into D26_ROOT.
+D26_PACKAGES=(docker.io docker-cli docker-buildx containerd)
+# Unpacked into BUILDAH_ROOT (buildah 1.39 and what it needs that Debian 12 lacks).
+BUILDAH_PACKAGES=(buildah netavark libc6 libsubid5)
+TRIXIE_PACKAGES=("${D26_PACKAGES[@]}" "${BUILDAH_PACKAGES[@]}")
 
 # Debian 12's docker 20.10: daemon in /usr/sbin, client in /usr/bin.
 D20_DOCKERD=/usr/sbin/dockerd
 D20_CLIENT=/usr/bin/docker
 D26_ROOT=$CACHE_DIR/d26/root
+BUILDAH_ROOT=$CACHE_DIR/buildah/root
+# The buildah every test and this script run: a wrapper around trixie's buildah (make_client_dirs).
+BUILDAH=$CACHE_DIR/buildah/bin/buildah
 SYS_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 # trixie binaries first; runc is only found in /usr/sbin (Debian 12's runc:
 # trixie's needs glibc 2.38).
@@ -219,20 +232,28 @@ busybox_i386() {
 }
 
 trixie_unpack() {
-  local debs=$CACHE_DIR/debs-trixie stamp=$CACHE_DIR/d26/unpacked.stamp want
+  local debs=$CACHE_DIR/debs-trixie stamp=$CACHE_DIR/d26/unpacked.stamp want p
   want=$(cd "$debs" && ls -- *.deb)
-  if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $D26_ROOT/usr/sbin/dockerd ]]; then
+  if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $D26_ROOT/usr/sbin/dockerd && -x $BUILDAH_ROOT/usr/bin/buildah ]]; then
     return 0
   fi
-  log "unpacking trixie debs into $D26_ROOT"
-  rm -rf "$D26_ROOT"
-  mkdir -p "$D26_ROOT"
-  local f
-  for f in "$debs"/*.deb; do
-    dpkg-deb -x "$f" "$D26_ROOT"
+  log "unpacking trixie debs into $D26_ROOT and $BUILDAH_ROOT"
+  rm -rf "$D26_ROOT" "$BUILDAH_ROOT"
+  mkdir -p "$D26_ROOT" "$BUILDAH_ROOT"
+  for p in "${D26_PACKAGES[@]}"; do
+    dpkg-deb -x "$(compgen -G "$debs/${p}_*.deb" | head -n 1)" "$D26_ROOT"
+  done
+  for p in "${BUILDAH_PACKAGES[@]}"; do
+    dpkg-deb -x "$(compgen -G "$debs/${p}_*.deb" | head -n 1)" "$BUILDAH_ROOT"
   done
   # trixie's docker-init points to tini-static from the (absent) tini package
   ln -sfn /usr/bin/tini-static "$D26_ROOT/usr/bin/docker-init"
+  # buildah and netavark need glibc 2.38+: their own copies load trixie's glibc first, Debian 12's other libraries next.
+  local lib=$BUILDAH_ROOT/usr/lib/x86_64-linux-gnu
+  for p in "$BUILDAH_ROOT/usr/bin/buildah" "$BUILDAH_ROOT/usr/lib/podman/netavark"; do
+    patchelf --set-interpreter "$lib/ld-linux-x86-64.so.2" --set-rpath "$lib:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu" "$p" ||
+      die "patchelf $p failed"
+  done
   printf '%s\n' "$want" >"$stamp"
 }
 
@@ -241,7 +262,24 @@ make_client_dirs() {
   mkdir -p "$CACHE_DIR/d20/bin" "$CACHE_DIR/d26/bin" "$CACHE_DIR/buildah/bin"
   ln -sfn "$D20_CLIENT" "$CACHE_DIR/d20/bin/docker"
   ln -sfn "$D26_ROOT/usr/bin/docker" "$CACHE_DIR/d26/bin/docker"
-  ln -sfn /usr/bin/buildah "$CACHE_DIR/buildah/bin/buildah"
+  # buildah 1.39's containers.conf: netavark from BUILDAH_ROOT (--network host needs none, but buildah loads a backend),
+  # Debian 12's runc, and rlimits no higher than this machine's hard limits (its defaults ask for more and runc fails).
+  cat >"$CACHE_DIR/buildah/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=$(ulimit -Hu):$(ulimit -Hu)"]
+[network]
+network_backend = "netavark"
+[engine]
+runtime = "runc"
+helper_binaries_dir = ["$BUILDAH_ROOT/usr/lib/podman"]
+EOF
+  rm -f "$BUILDAH"
+  cat >"$BUILDAH" <<EOF
+#!/bin/sh
+# trixie's buildah 1.39 (engines.sh): its containers.conf unless the caller names one.
+CONTAINERS_CONF=\${CONTAINERS_CONF:-$CACHE_DIR/buildah/containers.conf} exec $BUILDAH_ROOT/usr/bin/buildah "\$@"
+EOF
+  chmod +x "$BUILDAH"
 }
 
 # -------------------------------------------------------------- processes ---
@@ -537,7 +575,7 @@ EOF
 # Check buildah with a throw-away storage: pull the base image from the
 # registry; picks the storage driver (overlay if it works here, else vfs).
 check_buildah() {
-  command -v buildah >/dev/null || {
+  [[ -x $BUILDAH ]] || {
     warn "buildah not installed"
     return 1
   }
@@ -548,11 +586,11 @@ check_buildah() {
     mkdir -p "$root"
     conf=$root/storage.conf
     sed "s|@ROOT@|$root|g" "$(write_buildah_template "$driver")" >"$conf"
-    if out=$(CONTAINERS_STORAGE_CONF=$conf buildah from --pull-always --tls-verify=false \
+    if out=$(CONTAINERS_STORAGE_CONF=$conf "$BUILDAH" from --pull-always --tls-verify=false \
       --quiet "$BASE_IMAGE" 2>&1) &&
-      CONTAINERS_STORAGE_CONF=$conf buildah run --network host "$out" -- /bin/sh -c 'echo ok >/x' >/dev/null 2>&1; then
-      CONTAINERS_STORAGE_CONF=$conf buildah rm -a >/dev/null 2>&1 || true
-      CONTAINERS_STORAGE_CONF=$conf buildah rmi -af >/dev/null 2>&1 || true
+      CONTAINERS_STORAGE_CONF=$conf "$BUILDAH" run --network host "$out" -- /bin/sh -c 'echo ok >/x' >/dev/null 2>&1; then
+      CONTAINERS_STORAGE_CONF=$conf "$BUILDAH" rm -a >/dev/null 2>&1 || true
+      CONTAINERS_STORAGE_CONF=$conf "$BUILDAH" rmi -af >/dev/null 2>&1 || true
       ok=1
     else
       warn "buildah with the $driver driver failed: ${out//$'\n'/ }"
@@ -620,13 +658,13 @@ push_base() { # engine-that-is-up
       mkdir -p "$root"
       sed "s|@ROOT@|$root|g" "$DATA_DIR/buildah/storage.conf.template" >"$root/storage.conf"
       {
-        c=$(CONTAINERS_STORAGE_CONF=$root/storage.conf buildah from scratch) &&
-          CONTAINERS_STORAGE_CONF=$root/storage.conf buildah add "$c" "$tar" / >/dev/null &&
-          CONTAINERS_STORAGE_CONF=$root/storage.conf buildah config --cmd /bin/sh \
+        c=$(CONTAINERS_STORAGE_CONF=$root/storage.conf "$BUILDAH" from scratch) &&
+          CONTAINERS_STORAGE_CONF=$root/storage.conf "$BUILDAH" add "$c" "$tar" / >/dev/null &&
+          CONTAINERS_STORAGE_CONF=$root/storage.conf "$BUILDAH" config --cmd /bin/sh \
             --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c" &&
-          CONTAINERS_STORAGE_CONF=$root/storage.conf buildah commit --quiet --format docker \
+          CONTAINERS_STORAGE_CONF=$root/storage.conf "$BUILDAH" commit --quiet --format docker \
             "$c" "$BASE_IMAGE" >/dev/null &&
-          CONTAINERS_STORAGE_CONF=$root/storage.conf buildah push --quiet --tls-verify=false \
+          CONTAINERS_STORAGE_CONF=$root/storage.conf "$BUILDAH" push --quiet --tls-verify=false \
             "$BASE_IMAGE" >/dev/null
       } || rc=$?
       unmount_under "$root"
@@ -678,7 +716,7 @@ write_multi_base() { # repo tmpdir
     tar=$(make_base_tar "$busybox" "base-$arch") && [[ -s $tar ]] || return 1
     gzip -n -c "$tar" >"$tmp/$arch.tar.gz" || return 1
     diff=sha256:$(sha256sum "$tar" | cut -d ' ' -f 1)
-    printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=%s"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created_by":"engines.sh: busybox-static %s"}]}' \
+    printf '{"created":"2026-01-01T00:00:00Z","architecture":"%s","os":"linux","config":{"Env":["PATH=%s"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created":"2026-01-01T00:00:00Z","created_by":"engines.sh: busybox-static %s"}]}' \
       "$arch" /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$diff" "$arch" >"$tmp/$arch.config.json"
     layer=$(upload_blob "$repo" "$tmp/$arch.tar.gz") || return 1
     config=$(upload_blob "$repo" "$tmp/$arch.config.json") || return 1

@@ -550,8 +550,8 @@ export interface ScenarioRun {
 
 /**
  * Runs a scenario: every build on a wiped builder. The ideal for each build is computed from what
- * changed: a step may be skipped only if a previous build on the branch or the default branch built
- * exactly the same prefix of steps.
+ * changed: a step may be skipped only if a previous build on the branch or the default branch (with buildah, any
+ * branch) built exactly the same prefix of steps.
  */
 export async function runScenario(combo: Combo, scenario: Scenario, engine: Engine, vars: Record<string, string>,
   options: {
@@ -572,7 +572,9 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
     if (what === 'app' && counter > 1) project.app = `app-v${counter}`;
     if (what === 'deps') project.deps = `deps-v${counter}`;
   };
-  const availableFor = (branch: string) => new Set([...(built.get(branch) ?? []), ...(built.get('main') ?? [])]);
+  // A branch reads its own refs and main's; buildah's step cache is content-addressed and one for every branch.
+  const availableFor = (branch: string) =>
+    new Set((combo.recipe === 'buildah' ? [...built.keys()] : [branch, 'main']).flatMap(b => [...(built.get(b) ?? [])]));
   const remember = (branch: string) => {
     const set = built.get(branch) ?? new Set<string>();
     for (const k of project.stepKeys().values()) set.add(k);

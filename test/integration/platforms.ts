@@ -149,9 +149,11 @@ export interface PlatformResult {
 
 /**
  * Drives the scenario's builds on `project`: applies each build's change, computes the ideal per platform (the steps whose key
- * no earlier build of the branch or of main produced), calls `build`, then records the keys as built.
+ * no earlier build of the branch or of main produced; with buildah, no earlier build of any branch: its step cache is
+ * content-addressed and one for every branch), calls `build`, then records the keys as built.
  */
-async function forEachBuild(project: Project, build: (i: number, b: PlatformBuild, ideal: Map<string, string[]>) => Promise<void>): Promise<void> {
+async function forEachBuild(combo: Combo, project: Project, build: (i: number, b: PlatformBuild, ideal: Map<string, string[]>) => Promise<void>):
+Promise<void> {
   const deps = new Map(PLATFORMS.map(p => [p, 'deps-v1']));
   const setDeps = () => { project.deps = PLATFORMS.map(p => `${ARCH(p)}=${deps.get(p)}`).join(' '); };
   setDeps();
@@ -163,7 +165,8 @@ async function forEachBuild(project: Project, build: (i: number, b: PlatformBuil
       setDeps();
     }
     const keys = stepKeys(deps, project.app);
-    const available = new Set([...(built.get(b.branch) ?? []), ...(built.get('main') ?? [])]);
+    const readable = combo.recipe === 'buildah' ? [...built.keys()] : [b.branch, 'main'];
+    const available = new Set(readable.flatMap(branch => [...(built.get(branch) ?? [])]));
     await build(i, b, new Map(PLATFORMS.map(p => [p, STEPS.map(s => s.id).filter(id => !available.has(keys.get(`${p} ${id}`)!))])));
     const set = built.get(b.branch) ?? new Set<string>();
     for (const k of keys.values()) set.add(k);
@@ -178,7 +181,7 @@ Promise<{ readonly repos: Repos; readonly results: PlatformResult[] }> {
   const project = new Project(vars.CIB_MULTI_BASE_IMAGE, LAYOUT);
   const results: PlatformResult[] = [];
   try {
-    await forEachBuild(project, async (i, b, ideal) => {
+    await forEachBuild(combo, project, async (i, b, ideal) => {
       const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-artifacts-'));
       const r = await runBuild({
         combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: new Set(), control: vars.CIB_REGISTRY_CONTROL,
@@ -257,7 +260,7 @@ Promise<{ readonly repos: Repos; readonly results: NativeResult[] }> {
   const project = new Project(vars.CIB_MULTI_BASE_IMAGE, LAYOUT);
   const results: NativeResult[] = [];
   try {
-    await forEachBuild(project, async (i, b, ideal) => {
+    await forEachBuild(combo, project, async (i, b, ideal) => {
       const platforms: NativeResult['platforms'] = new Map();
       for (const p of PLATFORMS) {
         const r = await runBuild({
