@@ -468,6 +468,19 @@ describe('the registry strategy without a usable BuildKit image', () => {
     expect(metrics.find((m: { MetricName: string }) => m.MetricName === 'BuilderFallback')).toMatchObject({ Value: 1, Unit: 'Count' });
   });
 
+  test('the fallback\'s cache bytes count only new blobs: the snapshot before the export holds the stage refs it writes', () => {
+    fs.writeFileSync(path.join(tmp, 'Dockerfile'), 'FROM base AS deps\nRUN echo deps\nFROM deps AS build\nRUN echo build\nFROM base\nCOPY --from=build /x /x\n');
+    try {
+      const r = run({}, { CACHE_BRANCH: 'main', FAKE_STORE: 'classic', FAKE_BOOTSTRAP_RC: '1' });
+      expect(r.status).toBe(0);
+      // The snapshot read each stage ref the fallback may write (the stand-in build executed none of their steps: none written).
+      const reads = (ref: string) => r.calls.filter(c => c === `buildx imagetools inspect --raw ${CACHE}:${ref}`).length;
+      expect(['main', 'main--deps', 'main--build'].map(ref => [ref, reads(ref)])).toEqual([['main', 2], ['main--deps', 1], ['main--build', 1]]);
+    } finally {
+      fs.rmSync(path.join(tmp, 'Dockerfile'), { force: true });
+    }
+  });
+
   test('a docker-container builder that starts is used for both invocations', () => {
     const r = run({}, { CACHE_BRANCH: 'main', FAKE_STORE: 'classic' });
     expect(r.status).toBe(0);
