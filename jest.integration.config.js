@@ -7,8 +7,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test/integration'],
   testMatch: ['**/*.test.ts'],
-  // The native multi-platform path is not at the ideal on every run yet (issue 13): `npm run test:native` runs it, CI does not.
-  testPathIgnorePatterns: ['/node_modules/', '/native\\.test\\.ts$'],
+  testPathIgnorePatterns: ['/node_modules/'],
   transform: { '^.+\\.ts$': 'ts-jest' },
   testTimeout: 20 * 60 * 1000,
   maxWorkers: 1,
