@@ -538,7 +538,7 @@ export class CachedImageBuild extends Construct {
     const image = props.buildImage?.imageId;
     if (this.strategy.kind === CacheStrategyKind.BUILDAH && image !== undefined && OLD_BUILDAH_IMAGES.includes(image)) {
       fail(`buildImage ${image} is Ubuntu 22.04 or older, whose buildah (1.23 on 22.04) has no --cache-from/--cache-to `
-        + '(buildah 1.29 or later): use LinuxBuildImage.STANDARD_8_0 (the default for the buildah strategy)');
+        + '(they came in 1.27, and the buildah strategy needs 1.29 or later): use LinuxBuildImage.STANDARD_8_0 (the default for the buildah strategy)');
     }
     if (props.subnetSelection && !props.vpc) fail('subnetSelection needs vpc');
     if (props.appRepository && props.repositoryOptions?.appRepositoryName !== undefined) {

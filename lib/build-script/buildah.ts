@@ -27,8 +27,8 @@ export function buildahEngine(): EngineScript {
   version=$(printf '%s\\n' "$version" | awk '{ print $3; exit }')
   # --cache-from/--cache-to came in buildah 1.27 (Ubuntu 22.04, CodeBuild standard:7.0, packages 1.23); 1.27 and 1.28 never pull
   # an ARG step from the remote cache, and every step after a missed one runs (fixed in 1.29, containers/buildah 3223610).
-  if ! printf '%s\\n' "$version" | awk -F . '{ exit !($1 > 1 || ($1 == 1 && $2 >= 29)) }'; then
-    if printf '%s\\n' "$version" | awk -F . '{ exit !($1 == 1 && $2 >= 27) }'; then
+  if ! printf '%s\\n' "$version" | awk -F . '{ exit !($1 + 0 > 1 || ($1 + 0 == 1 && $2 + 0 >= 29)) }'; then
+    if printf '%s\\n' "$version" | awk -F . '{ exit !($1 + 0 == 1 && $2 + 0 >= 27) }'; then
       cib_die "buildah $version never reuses an ARG step from the remote cache, nor any step after one (fixed in buildah 1.29):" \\
         'use a build image whose buildah is 1.29 or later (CodeBuild standard:8.0, Ubuntu 24.04, installs 1.33), or the registry or inline strategy'
     fi
@@ -93,10 +93,15 @@ cib_engine_build() {
 # never does (the step image, in Docker format, says 0001-01-01T00:00:00Z there). Every build would then run every step.
 cib_buildah_warn_pulled_unused() {
   local unused
-  unused=$(awk '/^--> Cache pulled from remote / { n = split($NF, a, ":"); pulled[a[n]] = 1 }
-    /^--> Pushing cache / { n = split($NF, a, ":"); if (a[n] in pulled) print a[n] }' "$1" | paste -sd , -)
-  [ -z "$unused" ] || cib_warn "buildah pulled the cached step $unused and ran it anyway: buildah reuses a cached step only when" \
-    "the base image's history matches the cached image's, and a base image whose history entries have no 'created' time never" \
+  # Per step: the tag it pulled, whether it then said "Using cache", and the tag it pushed. (A later stage that hits a step
+  # locally pushes its tag again after "Using cache": that is no miss.)
+  unused=$(awk '/STEP [0-9]+\\/[0-9]+: / { pulled = ""; used = 0 }
+    /^--> Cache pulled from remote / { n = split($NF, a, ":"); pulled = a[n] }
+    /^--> Using cache / { used = 1 }
+    /^--> Pushing cache / { n = split($NF, a, ":"); if (a[n] == pulled && !used && !(a[n] in seen)) { seen[a[n]] = 1; print a[n] } }' "$1" \\
+    | paste -sd , -)
+  [ -z "$unused" ] || cib_warn "buildah pulled the cached step $unused and ran it anyway: buildah reuses a cached step only when" \\
+    "the base image's history matches the cached image's, and a base image whose history entries have no 'created' time never" \\
     "matches. Rebuild the base image with created times (docker, buildah and BuildKit write them), or use the registry or inline strategy"
 }
 

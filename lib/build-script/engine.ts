@@ -6,6 +6,8 @@ export type StrategyName = 'registry' | 'inline' | 'buildah';
  *
  * - `cib_engine_setup`: checks the engine and prepares a builder; runs in the install phase.
  * - `cib_engine_login HOST`: logs the engine in to a registry, password on stdin.
+ * - `cib_engine_prepare` (optional): runs in the build step before the snapshot and the build (the registry strategy picks
+ *   its builder there, so the snapshot knows whether the build falls back to inline).
  * - `cib_engine_build`: builds and pushes `$IMAGE_URI` reading cache from `$CACHE_READ_TAGS`, writes the
  *   engine log to `$CIB_WORK_DIR/build.log` and sets `IMAGE_DIGEST`; an error fails the build.
  * - `cib_engine_cache_push`: exports the cache to `$CACHE_WRITE_TAG`; a non-zero status only warns.

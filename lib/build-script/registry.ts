@@ -94,6 +94,9 @@ cib_registry_builder() {
   cib_state_set CIB_BUILDER_CHOSEN 1
 }
 
+# Before the snapshot: the builder, and with it whether this build falls back to inline (which writes stage refs too).
+cib_engine_prepare() { cib_registry_builder; }
+
 cib_registry_cache_args() {
   local ref
   CIB_CACHE_ARGS=()

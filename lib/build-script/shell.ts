@@ -59,9 +59,8 @@ cib_cache_refs_all() {
   local ref stage
   for ref in $CACHE_READ_TAGS $CACHE_WRITE_TAG; do
     printf '%s\\n' "$ref"
-    # The registry strategy too: the snapshot is read while the engine starts, before the registry strategy knows whether it
-    # falls back to inline (whose writes include the stage refs); a stage ref that does not exist costs one request.
-    if [ "$CIB_STRATEGY" = inline ] || [ "$CIB_STRATEGY" = registry ]; then
+    # The registry strategy's fallback to inline writes stage refs too (cib_engine_prepare decided it before the snapshot).
+    if [ "$CIB_STRATEGY" = inline ] || [ "\${CIB_FALLBACK:-}" = inline ]; then
       cib_inline_stages
       for stage in "\${CIB_SIDE_STAGES[@]}"; do cib_stage_ref "$ref" "$stage"; done
     fi

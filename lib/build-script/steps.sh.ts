@@ -210,6 +210,7 @@ cib_step_build() {
   fi
   trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
   cib_build_flags
+  if declare -F cib_engine_prepare >/dev/null; then cib_engine_prepare; fi
   # What the cache repository holds before this build exports anything, read while the engine builds.
   local snapshot=''
   if [ -n "$CACHE_WRITE_TAG" ]; then

@@ -476,6 +476,10 @@ describe('the registry strategy without a usable BuildKit image', () => {
       // The snapshot read each stage ref the fallback may write (the stand-in build executed none of their steps: none written).
       const reads = (ref: string) => r.calls.filter(c => c === `buildx imagetools inspect --raw ${CACHE}:${ref}`).length;
       expect(['main', 'main--deps', 'main--build'].map(ref => [ref, reads(ref)])).toEqual([['main', 2], ['main--deps', 1], ['main--build', 1]]);
+      // Without the fallback the registry strategy writes no stage ref, and reads none.
+      const plain = run({}, { CACHE_BRANCH: 'main', FAKE_STORE: 'classic' });
+      expect(plain.status).toBe(0);
+      expect(plain.calls.filter(c => /imagetools inspect --raw .*:main--/.test(c))).toEqual([]);
     } finally {
       fs.rmSync(path.join(tmp, 'Dockerfile'), { force: true });
     }
@@ -504,7 +508,8 @@ describe('the registry strategy without a usable BuildKit image', () => {
 
 describe('buildah older than 1.29', () => {
   const versions: Array<[string, boolean]> = [
-    ['1.23.1', false], ['1.26.9', false], ['1.27.0', false], ['1.28.2', false], ['1.29.0', true], ['1.33.7', true], ['2.0.0', true]];
+    ['1.23.1', false], ['1.26.9', false], ['1.27.0', false], ['1.28.2', false], ['1.3-dev', false], ['1.29.0', true], ['1.29.0-dev', true],
+    ['1.33.7', true], ['1.100.0', true], ['2.0.0', true]];
   test.each(versions)('%s: usable %s', (version, ok) => {
     const script = path.join(tmp, 'b.sh');
     fs.writeFileSync(script, new BuildScript({ strategy: 'buildah' }).renderScript());
@@ -590,6 +595,16 @@ describe('buildah, stand-in engine (real buildah 1.28 and 1.39 logs)', () => {
     expect(used.status).toBe(0);
     expect(used.stderr).not.toContain('ran it anyway');
     expect(r.exports.CACHE_REFS_READ).toBe('86f4c61f25e083f2178acf07817defcad0bafa840d4229599f7e35464da80393');
+    // A later stage that hits the same step locally pushes its tag again after "Using cache": no warning.
+    const k = 'a'.repeat(64);
+    const log = path.join(tmp, 'two-stages.log');
+    fs.writeFileSync(log, [
+      '[1/2] STEP 1/2: FROM base AS one', '[1/2] STEP 2/2: WORKDIR /app', `--> Cache pulled from remote ${CACHE}:${k}`, `--> Using cache ${'b'.repeat(64)}`,
+      '[2/2] STEP 1/2: FROM base', '[2/2] STEP 2/2: WORKDIR /app', `--> Using cache ${'b'.repeat(64)}`, `--> Pushing cache [${CACHE}]:${k}`, '',
+    ].join('\n'));
+    const local = run({ strategy: 'buildah' }, { CACHE_BRANCH: 'main', FAKE_BUILDAH_LOGS: log });
+    expect(local.status).toBe(0);
+    expect(local.stderr).not.toContain('ran it anyway');
   });
 
   test('buildah 1.39\'s log (an ARG step pulled like any other; "Cache pulled from remote REPO:KEY:KEY"): every step cached, each tag read once', () => {

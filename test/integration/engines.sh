@@ -240,11 +240,14 @@ trixie_unpack() {
   log "unpacking trixie debs into $D26_ROOT and $BUILDAH_ROOT"
   rm -rf "$D26_ROOT" "$BUILDAH_ROOT"
   mkdir -p "$D26_ROOT" "$BUILDAH_ROOT"
-  for p in "${D26_PACKAGES[@]}"; do
-    dpkg-deb -x "$(compgen -G "$debs/${p}_*.deb" | head -n 1)" "$D26_ROOT"
-  done
-  for p in "${BUILDAH_PACKAGES[@]}"; do
-    dpkg-deb -x "$(compgen -G "$debs/${p}_*.deb" | head -n 1)" "$BUILDAH_ROOT"
+  local deb
+  for p in "${TRIXIE_PACKAGES[@]}"; do
+    deb=$(compgen -G "$debs/${p}_*.deb" | head -n 1) || die "no $p deb in $debs"
+    if [[ " ${BUILDAH_PACKAGES[*]} " == *" $p "* ]]; then
+      dpkg-deb -x "$deb" "$BUILDAH_ROOT" || die "dpkg-deb -x $deb failed"
+    else
+      dpkg-deb -x "$deb" "$D26_ROOT" || die "dpkg-deb -x $deb failed"
+    fi
   done
   # trixie's docker-init points to tini-static from the (absent) tini package
   ln -sfn /usr/bin/tini-static "$D26_ROOT/usr/bin/docker-init"
@@ -263,10 +266,16 @@ make_client_dirs() {
   ln -sfn "$D20_CLIENT" "$CACHE_DIR/d20/bin/docker"
   ln -sfn "$D26_ROOT/usr/bin/docker" "$CACHE_DIR/d26/bin/docker"
   # buildah 1.39's containers.conf: netavark from BUILDAH_ROOT (--network host needs none, but buildah loads a backend),
-  # Debian 12's runc, and rlimits no higher than this machine's hard limits (its defaults ask for more and runc fails).
+  # Debian 12's runc, and rlimits no higher than this machine's hard limits (its defaults ask for more and runc fails; an
+  # unlimited hard limit needs no entry). It also uses Debian 12's buildah package's /etc/containers (policy, registries).
+  local limits=() n
+  n=$(ulimit -Hn)
+  [[ $n =~ ^[0-9]+$ ]] && limits+=("\"nofile=$n:$n\"")
+  n=$(ulimit -Hu)
+  [[ $n =~ ^[0-9]+$ ]] && limits+=("\"nproc=$n:$n\"")
   cat >"$CACHE_DIR/buildah/containers.conf" <<EOF
 [containers]
-default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=$(ulimit -Hu):$(ulimit -Hu)"]
+default_ulimits = [$(IFS=,; echo "${limits[*]}")]
 [network]
 network_backend = "netavark"
 [engine]
@@ -277,7 +286,7 @@ EOF
   cat >"$BUILDAH" <<EOF
 #!/bin/sh
 # trixie's buildah 1.39 (engines.sh): its containers.conf unless the caller names one.
-CONTAINERS_CONF=\${CONTAINERS_CONF:-$CACHE_DIR/buildah/containers.conf} exec $BUILDAH_ROOT/usr/bin/buildah "\$@"
+CONTAINERS_CONF=\${CONTAINERS_CONF:-'$CACHE_DIR/buildah/containers.conf'} exec '$BUILDAH_ROOT/usr/bin/buildah' "\$@"
 EOF
   chmod +x "$BUILDAH"
 }
