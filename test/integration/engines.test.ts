@@ -3,10 +3,8 @@
  * the steps that executed must be exactly the ideal set computed from what changed. The naive recipe
  * must show the every-other-build bug on docker 20.10 (proof that the harness sees it).
  */
-import { spawnSync } from 'child_process';
-import * as path from 'path';
 import {
-  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, frontEvents, imageConfig, loadEngines, Repos, runScenario, SCENARIOS,
+  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, freshEngine, frontEvents, imageConfig, loadEngines, Repos, runScenario, SCENARIOS,
   ScenarioRun, SINGLE, stepOf, STRATEGY_COMBOS, tagDigest,
 } from './harness';
 
@@ -166,10 +164,7 @@ describeCombo({ recipe: 'registry', engine: 'd20x' }, () => {
   // A fresh docker 20.10 for each scenario, as a CodeBuild host is: its BuildKit keeps cache keys across prunes, and with the
   // keys the inline tests above left, it dropped records from these builds' inline cache (S2 re-ran two steps in 3 of 8 runs
   // after them, in none of 8 alone).
-  beforeEach(() => {
-    const r = spawnSync('bash', [path.join(__dirname, 'engines.sh'), 'fresh-d20'], { encoding: 'utf8', timeout: 120_000 });
-    if (r.status !== 0) throw new Error(`engines.sh fresh-d20 failed:\n${r.stdout}${r.stderr}`);
-  });
+  beforeEach(() => freshEngine('d20x'));
 
   test('S2 with a BuildKit image that cannot be pulled: every build falls back to inline, executed == ideal, one PUT per tag', async () => {
     const run = await runScenario({ recipe: 'registry', engine: 'd20x' }, SCENARIOS[1], engine('d20x'), vars, {

@@ -282,6 +282,18 @@ function bash(script: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs = 6
   return { out: (r.stdout ?? '') + (r.stderr ?? ''), status: r.status ?? 1 };
 }
 
+/**
+ * Restarts docker 20.10 or docker 26 without BuildKit state (`engines.sh fresh-d20|fresh-d26`), as a CodeBuild host starts: their
+ * BuildKit keeps cache keys across `docker builder prune`, and with the keys the tests before left, later builds lost cache records
+ * (see engines.sh). Any other engine has nothing to restart.
+ */
+export function freshEngine(name: string): void {
+  const docker = name === 'd20x' ? 'd20' : name;
+  if (docker !== 'd20' && docker !== 'd26') return;
+  const r = spawnSync('bash', [path.join(__dirname, 'engines.sh'), `fresh-${docker}`], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`engines.sh fresh-${docker} failed:\n${r.stdout}${r.stderr}`);
+}
+
 /** One engine with its client environment, able to wipe itself. */
 export class Engine {
   private buildahRoot?: string;

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { StrategyName } from '../../lib/build-script/engine';
-import { Combo, Engine, EngineName, frontEvents, loadEngines, tagDigest } from './harness';
+import { Combo, Engine, EngineName, freshEngine, frontEvents, loadEngines, tagDigest } from './harness';
 import {
   indexPlatforms, manifest, PLATFORM_BUILDS as BUILDS, PLATFORMS, platformSlug, runMerge, runNativeScenario, STEPS,
 } from './platforms';
@@ -45,6 +45,8 @@ for (const combo of COMBOS) {
     continue;
   }
   describe(title, () => {
+    // A fresh docker for each scenario, as a CodeBuild host is (freshEngine): the tests before build the same steps.
+    beforeEach(() => freshEngine(combo.engine));
     test('app change, one platform\'s deps change, both, no-op, new branch: executed == ideal per platform; one index a build', async () => {
       const engine = new Engine(combo.engine, vars);
       engines.push(engine);

@@ -13,7 +13,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Combo, Engine, frontEvents, loadEngines, tagDigest } from './harness';
+import { Combo, Engine, freshEngine, frontEvents, loadEngines, tagDigest } from './harness';
 import {
   ImageManifest, indexPlatforms, manifest, PLATFORM_BUILDS as BUILDS, PLATFORMS, runPlatformsScenario, STEPS,
 } from './platforms';
@@ -29,6 +29,8 @@ if (ready) {
   let engine: Engine | undefined;
   afterAll(() => engine?.dispose());
   describe(title, () => {
+    // A fresh docker 26, as a CodeBuild host is (freshEngine): the native test before builds the same steps on it.
+    beforeEach(() => freshEngine(combo.engine));
     test('app change, one platform\'s deps change, both, no-op, new branch: executed == ideal per platform on every build', async () => {
       engine = new Engine(combo.engine, vars);
       const { repos, results } = await runPlatformsScenario(combo, engine);
