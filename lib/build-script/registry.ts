@@ -46,9 +46,9 @@ cib_engine_login_hosts() {
   fi
 }
 
-# Picks the builder once per build; on a builder that cannot start, falls back to the inline strategy.
-cib_registry_builder() {
-  if [ -n "\${CIB_BUILDER_CHOSEN:-}" ]; then return 0; fi
+# Picks the builder, before the snapshot (the snapshot reads stage refs when the build falls back to inline); on a builder
+# that cannot start, falls back to the inline strategy.
+cib_engine_prepare() {
   local out driver builder=''
   out=$(docker buildx inspect 2>&1) || cib_die "docker buildx inspect failed: $out"
   driver=$(printf '%s\\n' "$out" | awk -F ': *' '$1 == "Driver" { print $2; exit }')
@@ -91,11 +91,7 @@ cib_registry_builder() {
     fi
   fi
   cib_state_set CIB_BUILDER "$builder"
-  cib_state_set CIB_BUILDER_CHOSEN 1
 }
-
-# Before the snapshot: the builder, and with it whether this build falls back to inline (which writes stage refs too).
-cib_engine_prepare() { cib_registry_builder; }
 
 cib_registry_cache_args() {
   local ref
@@ -108,7 +104,6 @@ cib_registry_cache_args() {
 ${INLINE_FUNCTIONS}
 
 cib_engine_build() {
-  cib_registry_builder
   if [ "\${CIB_FALLBACK:-}" = inline ]; then
     cib_inline_build
     return

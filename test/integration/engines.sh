@@ -938,15 +938,10 @@ main() {
       cmd_down
       ;;
     status) cmd_status ;;
-    fresh-d26)
+    fresh-d20 | fresh-d26)
       need_root
       take_lock
-      cmd_fresh_d26
-      ;;
-    fresh-d20)
-      need_root
-      take_lock
-      cmd_fresh_d20
+      "cmd_${1//-/_}"
       ;;
     *)
       echo "usage: $0 up|down|status|fresh-d20|fresh-d26" >&2

@@ -561,6 +561,15 @@ export interface ScenarioRun {
 }
 
 /**
+ * The step keys a build on `branch` can find in the cache, given the keys each branch's builds produced: its own branch's and
+ * main's (the branch-ref strategies read those refs), or every branch's with buildah (one content-addressed step cache).
+ */
+export function availableKeys(combo: Combo, built: ReadonlyMap<string, ReadonlySet<string>>, branch: string): Set<string> {
+  const readable = combo.recipe === 'buildah' ? [...built.keys()] : [branch, 'main'];
+  return new Set(readable.flatMap(b => [...(built.get(b) ?? [])]));
+}
+
+/**
  * Runs a scenario: every build on a wiped builder. The ideal for each build is computed from what
  * changed: a step may be skipped only if a previous build on the branch or the default branch (with buildah, any
  * branch) built exactly the same prefix of steps.
@@ -584,9 +593,7 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
     if (what === 'app' && counter > 1) project.app = `app-v${counter}`;
     if (what === 'deps') project.deps = `deps-v${counter}`;
   };
-  // A branch reads its own refs and main's; buildah's step cache is content-addressed and one for every branch.
-  const availableFor = (branch: string) =>
-    new Set((combo.recipe === 'buildah' ? [...built.keys()] : [branch, 'main']).flatMap(b => [...(built.get(b) ?? [])]));
+  const availableFor = (branch: string) => availableKeys(combo, built, branch);
   const remember = (branch: string) => {
     const set = built.get(branch) ?? new Set<string>();
     for (const k of project.stepKeys().values()) set.add(k);

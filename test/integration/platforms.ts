@@ -12,7 +12,7 @@ import { BuildScript } from '../../lib/build-script/build-script';
 import { platformSlug } from '../../lib/build-script/cache-refs';
 import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
 import { StrategyName } from '../../lib/build-script/engine';
-import { BuildResult, Combo, Engine, freshRepos, Layout, loadEngines, Project, Repos, runBuild } from './harness';
+import { availableKeys, BuildResult, Combo, Engine, freshRepos, Layout, loadEngines, Project, Repos, runBuild } from './harness';
 
 const vars = loadEngines();
 export const PLATFORMS = (vars.CIB_MULTI_BASE_PLATFORMS || 'linux/amd64,linux/386').split(',');
@@ -149,8 +149,7 @@ export interface PlatformResult {
 
 /**
  * Drives the scenario's builds on `project`: applies each build's change, computes the ideal per platform (the steps whose key
- * no earlier build of the branch or of main produced; with buildah, no earlier build of any branch: its step cache is
- * content-addressed and one for every branch), calls `build`, then records the keys as built.
+ * no earlier build the branch can read produced: availableKeys), calls `build`, then records the keys as built.
  */
 async function forEachBuild(combo: Combo, project: Project, build: (i: number, b: PlatformBuild, ideal: Map<string, string[]>) => Promise<void>):
 Promise<void> {
@@ -165,8 +164,7 @@ Promise<void> {
       setDeps();
     }
     const keys = stepKeys(deps, project.app);
-    const readable = combo.recipe === 'buildah' ? [...built.keys()] : [b.branch, 'main'];
-    const available = new Set(readable.flatMap(branch => [...(built.get(branch) ?? [])]));
+    const available = availableKeys(combo, built, b.branch);
     await build(i, b, new Map(PLATFORMS.map(p => [p, STEPS.map(s => s.id).filter(id => !available.has(keys.get(`${p} ${id}`)!))])));
     const set = built.get(b.branch) ?? new Set<string>();
     for (const k of keys.values()) set.add(k);
