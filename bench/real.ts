@@ -94,20 +94,26 @@ async function main(): Promise<void> {
   console.log(`real-workload benchmark, ${date}, this 2-core machine: ${REAL_SCENARIO.title}; every build on a wiped builder`);
   console.log('');
   console.log('| recipe | engine | executed/ideal steps per build | at ideal | wall s per build | MB pulled / pushed per build | '
-    + 'pushed / new blobs | warm median | warm/floor | no-op |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+    + 'pushed / new blobs | warm median | of which build + cache step | warm/floor | no-op |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   const rows: string[] = [];
   try {
     for (const row of ROWS.filter(wanted)) {
       if (!started.has(row.combo.engine)) {
-        console.log(`| ${row.label} | ${row.combo.engine} | engine not started | | | | | | | |`);
+        console.log(`| ${row.label} | ${row.combo.engine} | engine not started | | | | | | | | |`);
         continue;
       }
       const run = await runScenario(row.combo, REAL_SCENARIO, engineFor(row.combo.engine), vars, {
         baseImage, keepLocal: row.keepLocal,
         onBuild: (i, r) => {
           process.stderr.write(`[real] ${row.label}@${row.combo.engine} build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] `
-            + `${r.seconds.toFixed(1)} s, pulled ${mb(r.traffic?.pulled ?? 0)} MB, pushed ${mb(r.traffic?.pushed ?? 0)} MB\n`);
+            + `${r.seconds.toFixed(1)} s (steps ${JSON.stringify(r.report?.stepSeconds ?? {})}), pulled ${mb(r.traffic?.pulled ?? 0)} MB, `
+            + `pushed ${mb(r.traffic?.pushed ?? 0)} MB\n`);
+          // CIB_CAPTURE_LOGS=DIR keeps each build's script output and engine log.
+          if (process.env.CIB_CAPTURE_LOGS) {
+            fs.writeFileSync(path.join(process.env.CIB_CAPTURE_LOGS, `real-${row.combo.recipe}-${row.combo.engine}${row.keepLocal ? '-floor' : ''}-b${i + 1}.log`),
+              `${r.log}\n${r.buildLog}`);
+          }
           const unknown = (r.report?.steps ?? []).map(st => st.step).filter(t => !/(FROM|ENV|USER|EXPOSE|HEALTHCHECK|ENTRYPOINT|CMD) /.test(t)
             && !REAL.steps.some(x => t.endsWith(x.line)));
           if (unknown.length > 0) process.stderr.write(`[real]   steps the harness does not know: ${JSON.stringify(unknown)}\n`);
@@ -138,10 +144,13 @@ async function main(): Promise<void> {
     }
     const pushed = b.reduce((s, x) => s + (x.traffic?.pushed ?? 0), 0);
     const added = b.reduce((s, x) => s + x.cacheBytesAdded + x.appBytesAdded, 0);
+    // Our script's own split of a warm build: the build step (build and app push) and the cache step (export).
+    const step = (name: string): number => median(WARM.map(i => b[i].report?.stepSeconds?.[name] ?? NaN));
+    const split = row.ours && !row.keepLocal ? `${step('build').toFixed(1)} + ${step('cache').toFixed(1)} s` : '-';
     console.log(`| ${row.label} | ${row.combo.engine} | ${b.map(x => `${x.executed.length}/${x.ideal.length}${x.executed.join() === x.ideal.join() ? '' : '✗'}`).join(' ')}`
       + ` | ${atIdeal}/${b.length} | ${b.map(x => x.seconds.toFixed(1)).join(' ')}`
       + ` | ${b.map(x => `${mb(x.traffic?.pulled ?? 0)}/${mb(x.traffic?.pushed ?? 0)}`).join(' ')}`
-      + ` | ${(pushed / Math.max(added, 1)).toFixed(2)} | ${warm.toFixed(1)} s | ${(warm / floorWarm).toFixed(2)} | ${b[NOOP].seconds.toFixed(1)} s |`);
+      + ` | ${(pushed / Math.max(added, 1)).toFixed(2)} | ${warm.toFixed(1)} s | ${split} | ${(warm / floorWarm).toFixed(2)} | ${b[NOOP].seconds.toFixed(1)} s |`);
   }
   const r = (name: string): string => (ratios.has(name) ? median(ratios.get(name)!).toFixed(2) : '-');
   console.log('');

@@ -170,6 +170,17 @@ cib_verdict() {
   printf '%s\\n' "$line"
 }
 
+# The seconds each step before the report took ("build 5.1 s, cache 1.9 s"), as a summary line or JSON object.
+cib_step_seconds() {
+  local step name out='' sep=''
+  for step in setup login refs build cache; do
+    name="CIB_SECONDS_$step"
+    [ -n "\${!name:-}" ] || continue
+    if [ "$1" = json ]; then out="$out$sep\\"$step\\":\${!name}"; sep=,; else out="$out$sep$step \${!name} s"; sep=', '; fi
+  done
+  if [ "$1" = json ]; then printf '{%s}\\n' "$out"; else printf '%s\\n' "\${out:--}"; fi
+}
+
 cib_write_report_json() {
   local file="$1" verdict="$2" steps='' status secs title sep=''
   if [ -s "$CIB_WORK_DIR/steps.tsv" ]; then
@@ -187,9 +198,9 @@ cib_write_report_json() {
       "$CACHE_STEPS_TOTAL" "$CACHE_STEPS_CACHED" "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" "\${CACHE_HIT_RATIO:-null}"
     printf '"platforms":[%s],' "$(cib_platform_counts | awk '{ printf "%s{\\"platform\\":\\"%s\\",\\"stepsTotal\\":%d,\\"stepsCached\\":%d}",
       (NR > 1 ? "," : ""), $1, $2, $3 }')"
-    printf '"refsRead":%s,"refWritten":%s,"cacheBytesPushed":%s,"buildSeconds":%s,"verdict":%s,"steps":[%s]}\\n' \\
+    printf '"refsRead":%s,"refWritten":%s,"cacheBytesPushed":%s,"buildSeconds":%s,"stepSeconds":%s,"verdict":%s,"steps":[%s]}\\n' \\
       "$(cib_json_list "\${CACHE_REFS_READ:-}")" "$(cib_json_string "\${CACHE_REF_WRITTEN:-}")" "\${CACHE_BYTES_PUSHED:-0}" \\
-      "$BUILD_SECONDS" "$(cib_json_string "$verdict")" "$steps"
+      "$BUILD_SECONDS" "$(cib_step_seconds json)" "$(cib_json_string "$verdict")" "$steps"
   } > "$file"
 }
 
@@ -249,7 +260,8 @@ cib_step_report() {
         printf "%-9s %7s  %s\\n", $1, t, s }' "$CIB_WORK_DIR/steps.tsv"
     fi
     printf '%-13s %s\\n' 'refs read' "\${CACHE_REFS_READ:--}" 'ref written' "\${CACHE_REF_WRITTEN:--}" \\
-      'cache pushed' "$(cib_human_bytes "\${CACHE_BYTES_PUSHED:-0}")" 'build time' "\${seconds} s" 'image' "\${IMAGE_URI:-}@\${IMAGE_DIGEST:-}"
+      'cache pushed' "$(cib_human_bytes "\${CACHE_BYTES_PUSHED:-0}")" 'build time' "\${seconds} s" 'step time' "$(cib_step_seconds text)" \\
+      'image' "\${IMAGE_URI:-}@\${IMAGE_DIGEST:-}"
     printf '%s\\n\\n' "$verdict"
   } >&2
   cib_write_report_json "$CIB_WORK_DIR/cache-report.json" "$verdict"

@@ -14,6 +14,18 @@ cib_state_set() {
   printf -v "$1" '%s' "$2"
   printf '%s=%q\\n' "$1" "$2" >> "$CIB_WORK_DIR/state.env"
 }
+# Microseconds since the epoch (bash 5's EPOCHREALTIME, with either decimal separator; whole seconds before bash 5).
+cib_now_us() {
+  local t="\${EPOCHREALTIME:-}"
+  t=\${t//[.,]/}
+  if [ -z "$t" ]; then t="$(date +%s)000000"; fi
+  printf '%s\\n' "$t"
+}
+# Seconds since a cib_now_us time, one decimal.
+cib_seconds_since() {
+  local us=$(( $(cib_now_us) - $1 ))
+  printf '%d.%d\\n' "$(( us / 1000000 ))" "$(( us % 1000000 / 100000 ))"
+}
 cib_load_state() {
   if [ -f "$CIB_WORK_DIR/state.env" ]; then
     # shellcheck disable=SC1091
@@ -266,9 +278,12 @@ export function mainShell(stepNames: readonly string[], extraSteps: readonly str
   done
   # A build starts with setup (a merge with merge): whatever an earlier build left in the work dir is not its state.
   if [ "$1" = setup ] || [ "$1" = merge ]; then : > "$CIB_WORK_DIR/state.env"; fi
+  local started
   for step in "$@"; do
     cib_load_state
+    started=$(cib_now_us)
     "cib_step_$step"
+    cib_state_set "CIB_SECONDS_$step" "$(cib_seconds_since "$started")"
   done
 }
 

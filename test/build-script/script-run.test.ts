@@ -198,6 +198,16 @@ describe('summary, cache-report.json and metrics', () => {
     expect(report().buildSeconds).toBeGreaterThanOrEqual(0);
   });
 
+  test('the report and the summary give the seconds each step took', () => {
+    const r = run({}, { CACHE_BRANCH: 'main', FAKE_CACHE_SECONDS: '0.6' });
+    expect(r.status).toBe(0);
+    const seconds = report().stepSeconds;
+    expect(Object.keys(seconds)).toEqual(['setup', 'login', 'refs', 'build', 'cache']);
+    expect(seconds.cache).toBeGreaterThanOrEqual(0.6);
+    expect(seconds.build).toBeLessThan(0.6);
+    expect(r.stderr).toMatch(/step time\s+setup \d+\.\d s, login \d+\.\d s, refs \d+\.\d s, build \d+\.\d s, cache \d+\.\d s/);
+  });
+
   test.each([
     ['no-op', {}, { CACHE_BRANCH: 'main' }, 'buildkit-allcached.log', 'cache: 3/3 steps reused, nothing to write'],
     ['read-only', { readOnlyBranches: ['pr-*'] }, { CACHE_BRANCH: 'pr-1' }, 'buildkit-mixed.log', 'cache: 1/3 steps reused, read-only: nothing written'],

@@ -219,6 +219,8 @@ export interface CacheReport {
   readonly refWritten: string;
   readonly cacheBytesPushed: number;
   readonly buildSeconds: number;
+  /** Seconds each step took (setup, login, refs, build, cache). */
+  readonly stepSeconds: Record<string, number>;
   readonly verdict: string;
   /** Steps per platform, for a multi-platform build. */
   readonly platforms?: Array<{ platform: string; stepsTotal: number; stepsCached: number }>;
