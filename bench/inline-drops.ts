@@ -1,0 +1,77 @@
+/**
+ * `npm run repro:inline-drops`: reproduces the inline strategy's open miss (issue 9). The real-workload service, four
+ * source changes on main and two on a new branch, with the inline strategy on docker 20.10 and docker 26; after the series,
+ * each cache ref's image layers that have no result in its inline cache (`moby.buildkit.cache.v0`). A layer without a
+ * result cannot be reused: when no other ref carries it, the next build re-runs its step. Not part of CI: it fails at random.
+ * REPRO_FRESH=1 restarts the engine without BuildKit state before every build (a CodeBuild host starts fresh), instead of
+ * only wiping images and build cache (docker's BuildKit keeps its cache keys across `docker builder prune`).
+ * REPRO_SCENARIO=real runs bench:real's six builds instead (cold, source change, dependency added, no change, source change,
+ * new branch).
+ */
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { Engine, EngineName, freshEngine, loadEngines, runScenario, Scenario } from '../test/integration/harness';
+import { REAL, REAL_SCENARIO } from './real';
+
+const SERIES: Scenario = {
+  name: 'X', title: 'four source changes on main, two on a new branch', layout: REAL,
+  builds: [
+    { branch: 'main', change: 'app' }, { branch: 'main', change: 'app' }, { branch: 'main', change: 'app' }, { branch: 'main', change: 'app' },
+    { branch: 'feature/x', change: 'app' }, { branch: 'feature/x', change: 'app' },
+  ],
+};
+const ACCEPT = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json';
+
+/** Layers of a ref's image without a result in its inline cache, or undefined when the ref has no inline cache. */
+async function layersWithoutResult(registry: string, repo: string, tag: string): Promise<{ layers: number; missing: number[] } | undefined> {
+  const manifest = await (await fetch(`http://${registry}/v2/${repo}/manifests/${tag}`, { headers: { Accept: ACCEPT } })).json() as { config: { digest: string } };
+  const config = await (await fetch(`http://${registry}/v2/${repo}/blobs/${manifest.config.digest}`)).json() as {
+    'rootfs': { diff_ids: string[] }; 'moby.buildkit.cache.v0'?: string;
+  };
+  const inline = config['moby.buildkit.cache.v0'];
+  if (!inline) return undefined;
+  const parsed = JSON.parse(Buffer.from(inline, 'base64').toString('utf8'));
+  const records: Array<{ layers?: Array<{ layer: number }> }> = Array.isArray(parsed) ? parsed : parsed.records ?? [];
+  const withResult = new Set(records.flatMap(r => (r.layers ?? []).map(l => l.layer)));
+  const layers = config.rootfs.diff_ids.length;
+  return { layers, missing: [...Array(layers).keys()].filter(i => !withResult.has(i)) };
+}
+
+async function main(): Promise<void> {
+  const vars = loadEngines();
+  const base = spawnSync('bash', [path.join(__dirname, 'real', 'base-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (base.status !== 0) throw new Error('building the Node.js base image failed');
+  const SCENARIO = process.env.REPRO_SCENARIO === 'real' ? REAL_SCENARIO : SERIES;
+  let misses = 0;
+  const fresh = process.env.REPRO_FRESH === '1';
+  for (const engine of (process.env.REPRO_ENGINES ?? 'd20,d26').split(',') as EngineName[]) {
+    const e = new Engine(engine, vars);
+    if (fresh) freshEngine(engine);
+    try {
+      const run = await runScenario({ recipe: 'inline', engine }, SCENARIO, e, vars, {
+        baseImage: base.stdout.trim(),
+        onBuild: (i, r) => {
+          const ok = r.executed.join() === r.ideal.join();
+          if (!ok) misses++;
+          console.log(`inline@${engine} build ${i + 1} (${SCENARIO.builds[i].branch}): executed [${r.executed}] ideal [${r.ideal}]${ok ? '' : ' MISS'}`);
+          if (fresh) freshEngine(engine);
+        },
+      });
+      const repo = run.repos.cache.slice(run.repos.registry.length + 1);
+      const list = await (await fetch(`http://${run.repos.registry}/v2/${repo}/tags/list`)).json() as { tags?: string[] };
+      const tags = list.tags ?? [];
+      for (const tag of tags.sort()) {
+        const r = await layersWithoutResult(run.repos.registry, repo, tag);
+        console.log(`  ref ${tag}: ${r ? `${r.layers} layers, without a result: [${r.missing}]` : 'no inline cache'}`);
+      }
+    } finally {
+      e.dispose();
+    }
+  }
+  console.log(`inline-drops${fresh ? ' (engine restarted before every build)' : ''}: ${misses} builds re-ran a step a perfect cache would have skipped`);
+}
+
+main().catch(e => {
+  console.error(e);
+  process.exit(1);
+});
