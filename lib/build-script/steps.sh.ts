@@ -24,6 +24,7 @@ cib_now_us() {
 # Seconds since a cib_now_us time, one decimal.
 cib_seconds_since() {
   local us=$(( $(cib_now_us) - $1 ))
+  if [ "$us" -lt 0 ]; then us=0; fi
   printf '%d.%d\\n' "$(( us / 1000000 ))" "$(( us % 1000000 / 100000 ))"
 }
 cib_load_state() {
