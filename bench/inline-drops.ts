@@ -1,8 +1,8 @@
 /**
  * `npm run repro:inline-drops`: reproduces the inline strategy's open miss (issue 9). The real-workload service, four
  * source changes on main and two on a new branch, with the inline strategy on docker 20.10 and docker 26; after the series,
- * each cache ref's image layers that have no result in its inline cache (`moby.buildkit.cache.v0`). A layer without a
- * result cannot be reused: when no other ref carries it, the next build re-runs its step. Not part of CI: it fails at random.
+ * each cache ref's own layers (Dockerfile steps) that have no result in its inline cache (`moby.buildkit.cache.v0`). A layer
+ * without a result cannot be reused: when no other ref carries it, the next build re-runs its step. Not part of CI: it fails at random.
  * REPRO_FRESH=1 restarts the engine without BuildKit state before every build (a CodeBuild host starts fresh), instead of
  * only wiping images and build cache (docker's BuildKit keeps its cache keys across `docker builder prune`).
  * REPRO_SCENARIO=real runs bench:real's six builds instead (cold, source change, dependency added, no change, source change,
@@ -22,19 +22,38 @@ const SERIES: Scenario = {
 };
 const ACCEPT = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json';
 
-/** Layers of a ref's image without a result in its inline cache, or undefined when the ref has no inline cache. */
-async function layersWithoutResult(registry: string, repo: string, tag: string): Promise<{ layers: number; missing: number[] } | undefined> {
-  const manifest = await (await fetch(`http://${registry}/v2/${repo}/manifests/${tag}`, { headers: { Accept: ACCEPT } })).json() as { config: { digest: string } };
+/**
+ * A ref's own layers (made by a Dockerfile step, not the base image's) without a result in its inline cache, and results
+ * that are chains of other layers; undefined when the ref has no inline cache. A result is a top layer
+ * (`"layers": [{"layer": i}]`), or, since BuildKit 0.10, a chain (`"chains": [{"layers": [...]}]`), which BuildKit writes when
+ * the result's blobs are not the image's own layers in order: a chain 0..i is the result of layer i, any other is listed.
+ */
+async function layersWithoutResult(registry: string, repo: string, tag: string)
+  : Promise<{ own: number[]; missing: number[]; otherChains: number[][] } | undefined> {
+  const manifest = await (await fetch(`http://${registry}/v2/${repo}/manifests/${tag}`, { headers: { Accept: ACCEPT } })).json() as {
+    config: { digest: string };
+  };
   const config = await (await fetch(`http://${registry}/v2/${repo}/blobs/${manifest.config.digest}`)).json() as {
-    'rootfs': { diff_ids: string[] }; 'moby.buildkit.cache.v0'?: string;
+    'history'?: Array<{ empty_layer?: boolean; comment?: string }>; 'moby.buildkit.cache.v0'?: string;
   };
   const inline = config['moby.buildkit.cache.v0'];
   if (!inline) return undefined;
+  const own: number[] = [];
+  (config.history ?? []).filter(h => !h.empty_layer).forEach((h, i) => { if (h.comment === 'buildkit.dockerfile.v0') own.push(i); });
   const parsed = JSON.parse(Buffer.from(inline, 'base64').toString('utf8'));
-  const records: Array<{ layers?: Array<{ layer: number }> }> = Array.isArray(parsed) ? parsed : parsed.records ?? [];
-  const withResult = new Set(records.flatMap(r => (r.layers ?? []).map(l => l.layer)));
-  const layers = config.rootfs.diff_ids.length;
-  return { layers, missing: [...Array(layers).keys()].filter(i => !withResult.has(i)) };
+  const records: Array<{ layers?: Array<{ layer: number }> | null; chains?: Array<{ layers: number[] | null }> | null }> =
+    Array.isArray(parsed) ? parsed : parsed.records ?? [];
+  const withResult = new Set<number>();
+  const otherChains: number[][] = [];
+  for (const r of records) {
+    for (const l of r.layers ?? []) withResult.add(l.layer);
+    for (const c of r.chains ?? []) {
+      const ls = c.layers ?? [];
+      if (ls.length > 0 && ls.every((l, i) => l === i)) withResult.add(ls.length - 1);
+      else otherChains.push(ls);
+    }
+  }
+  return { own, missing: own.filter(i => !withResult.has(i)), otherChains };
 }
 
 async function main(): Promise<void> {
@@ -62,7 +81,8 @@ async function main(): Promise<void> {
       const tags = list.tags ?? [];
       for (const tag of tags.sort()) {
         const r = await layersWithoutResult(run.repos.registry, repo, tag);
-        console.log(`  ref ${tag}: ${r ? `${r.layers} layers, without a result: [${r.missing}]` : 'no inline cache'}`);
+        console.log(`  ref ${tag}: ${r ? `own layers [${r.own}], without a result: [${r.missing}]`
+          + `${r.otherChains.length ? `, other chains ${JSON.stringify(r.otherChains)}` : ''}` : 'no inline cache'}`);
       }
     } finally {
       e.dispose();

@@ -94,7 +94,7 @@ async function main(): Promise<void> {
   console.log(`real-workload benchmark, ${date}, this 2-core machine: ${REAL_SCENARIO.title}; every build on a wiped builder`);
   console.log('');
   console.log('| recipe | engine | executed/ideal steps per build | at ideal | wall s per build | MB pulled / pushed per build | '
-    + 'pushed / new blobs | warm median | of which build + cache step | warm/floor | no-op |');
+    + 'pushed / new blobs | warm median | build step + cache step (medians) | warm/floor | no-op |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   const rows: string[] = [];
   try {
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
             + `pushed ${mb(r.traffic?.pushed ?? 0)} MB\n`);
           // CIB_CAPTURE_LOGS=DIR keeps each build's script output and engine log.
           if (process.env.CIB_CAPTURE_LOGS) {
+            fs.mkdirSync(process.env.CIB_CAPTURE_LOGS, { recursive: true });
             fs.writeFileSync(path.join(process.env.CIB_CAPTURE_LOGS, `real-${row.combo.recipe}-${row.combo.engine}${row.keepLocal ? '-floor' : ''}-b${i + 1}.log`),
               `${r.log}\n${r.buildLog}`);
           }
@@ -145,8 +146,12 @@ async function main(): Promise<void> {
     const pushed = b.reduce((s, x) => s + (x.traffic?.pushed ?? 0), 0);
     const added = b.reduce((s, x) => s + x.cacheBytesAdded + x.appBytesAdded, 0);
     // Our script's own split of a warm build: the build step (build and app push) and the cache step (export).
-    const step = (name: string): number => median(WARM.map(i => b[i].report?.stepSeconds?.[name] ?? NaN));
-    const split = row.ours && !row.keepLocal ? `${step('build').toFixed(1)} + ${step('cache').toFixed(1)} s` : '-';
+    // Medians of each part on its own (they need not add up to the warm median); '-' when a warm build has no report.
+    const step = (name: string): string => {
+      const xs = WARM.map(i => b[i].report?.stepSeconds?.[name]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+      return xs.length === WARM.length ? median(xs).toFixed(1) : '-';
+    };
+    const split = row.ours && !row.keepLocal ? `${step('build')} + ${step('cache')} s` : '-';
     console.log(`| ${row.label} | ${row.combo.engine} | ${b.map(x => `${x.executed.length}/${x.ideal.length}${x.executed.join() === x.ideal.join() ? '' : '✗'}`).join(' ')}`
       + ` | ${atIdeal}/${b.length} | ${b.map(x => x.seconds.toFixed(1)).join(' ')}`
       + ` | ${b.map(x => `${mb(x.traffic?.pulled ?? 0)}/${mb(x.traffic?.pushed ?? 0)}`).join(' ')}`

@@ -14,10 +14,10 @@ cib_state_set() {
   printf -v "$1" '%s' "$2"
   printf '%s=%q\\n' "$1" "$2" >> "$CIB_WORK_DIR/state.env"
 }
-# Microseconds since the epoch (bash 5's EPOCHREALTIME, with either decimal separator; whole seconds before bash 5).
+# Microseconds since the epoch (bash 5's EPOCHREALTIME, whatever the locale's decimal mark; whole seconds before bash 5).
 cib_now_us() {
   local t="\${EPOCHREALTIME:-}"
-  t=\${t//[.,]/}
+  t=\${t//[!0-9]/}
   if [ -z "$t" ]; then t="$(date +%s)000000"; fi
   printf '%s\\n' "$t"
 }
