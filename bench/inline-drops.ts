@@ -8,10 +8,8 @@
  * REPRO_SCENARIO=real runs bench:real's six builds instead (cold, source change, dependency added, no change, source change,
  * new branch).
  */
-import { spawnSync } from 'child_process';
-import * as path from 'path';
-import { Engine, EngineName, freshEngine, loadEngines, runScenario, Scenario } from '../test/integration/harness';
-import { REAL, REAL_SCENARIO } from './real';
+import { Engine, EngineName, freshEngine, loadEngines, MANIFEST_ACCEPT, OBSERVE, runScenario, Scenario } from '../test/integration/harness';
+import { nodeBaseImage, REAL, REAL_SCENARIO } from './real';
 
 const SERIES: Scenario = {
   name: 'X', title: 'four source changes on main, two on a new branch', layout: REAL,
@@ -20,7 +18,6 @@ const SERIES: Scenario = {
     { branch: 'feature/x', change: 'app' }, { branch: 'feature/x', change: 'app' },
   ],
 };
-const ACCEPT = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json';
 
 /**
  * A ref's own layers (made by a Dockerfile step, not the base image's) without a result in its inline cache, and results
@@ -30,10 +27,10 @@ const ACCEPT = 'application/vnd.docker.distribution.manifest.v2+json, applicatio
  */
 async function layersWithoutResult(registry: string, repo: string, tag: string)
   : Promise<{ own: number[]; missing: number[]; otherChains: number[][] } | undefined> {
-  const manifest = await (await fetch(`http://${registry}/v2/${repo}/manifests/${tag}`, { headers: { Accept: ACCEPT } })).json() as {
+  const manifest = await (await fetch(`http://${registry}/v2/${repo}/manifests/${tag}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } })).json() as {
     config: { digest: string };
   };
-  const config = await (await fetch(`http://${registry}/v2/${repo}/blobs/${manifest.config.digest}`)).json() as {
+  const config = await (await fetch(`http://${registry}/v2/${repo}/blobs/${manifest.config.digest}`, { headers: OBSERVE })).json() as {
     'history'?: Array<{ empty_layer?: boolean; comment?: string }>; 'moby.buildkit.cache.v0'?: string;
   };
   const inline = config['moby.buildkit.cache.v0'];
@@ -58,8 +55,7 @@ async function layersWithoutResult(registry: string, repo: string, tag: string)
 
 async function main(): Promise<void> {
   const vars = loadEngines();
-  const base = spawnSync('bash', [path.join(__dirname, 'real', 'base-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (base.status !== 0) throw new Error('building the Node.js base image failed');
+  const baseImage = nodeBaseImage();
   const SCENARIO = process.env.REPRO_SCENARIO === 'real' ? REAL_SCENARIO : SERIES;
   let misses = 0;
   const fresh = process.env.REPRO_FRESH === '1';
@@ -68,7 +64,7 @@ async function main(): Promise<void> {
     if (fresh) freshEngine(engine);
     try {
       const run = await runScenario({ recipe: 'inline', engine }, SCENARIO, e, vars, {
-        baseImage: base.stdout.trim(),
+        baseImage,
         onBuild: (i, r) => {
           const ok = r.executed.join() === r.ideal.join();
           if (!ok) misses++;
@@ -77,7 +73,7 @@ async function main(): Promise<void> {
         },
       });
       const repo = run.repos.cache.slice(run.repos.registry.length + 1);
-      const list = await (await fetch(`http://${run.repos.registry}/v2/${repo}/tags/list`)).json() as { tags?: string[] };
+      const list = await (await fetch(`http://${run.repos.registry}/v2/${repo}/tags/list`, { headers: OBSERVE })).json() as { tags?: string[] };
       const tags = list.tags ?? [];
       for (const tag of tags.sort()) {
         const r = await layersWithoutResult(run.repos.registry, repo, tag);

@@ -11,7 +11,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  BuildResult, Combo, Engine, EngineName, Layout, loadEngines, runScenario, Scenario, STRATEGY_COMBOS,
+  BuildResult, captureLog, Combo, Engine, EngineName, Layout, loadEngines, runScenario, Scenario, STRATEGY_COMBOS,
 } from '../test/integration/harness';
 
 const SERVICE = path.join(__dirname, 'real', 'service');
@@ -58,6 +58,14 @@ export const REAL_SCENARIO: Scenario = {
     { branch: 'main', change: 'none' }, { branch: 'main', change: 'app' }, { branch: 'feature/new-thing', change: 'app' },
   ],
 };
+
+/** The service's Node.js base image (real/base-image.sh: made from Debian, pushed to the engines' registry), by reference. */
+export function nodeBaseImage(): string {
+  const base = spawnSync('bash', [path.join(__dirname, 'real', 'base-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (base.status !== 0) throw new Error('building the Node.js base image failed');
+  return base.stdout.trim();
+}
+
 const NOOP = 3;
 const WARM = [1, 2, 4, 5];
 
@@ -81,9 +89,7 @@ const mb = (n: number): string => (n / 2 ** 20).toFixed(n < 10 * 2 ** 20 ? 1 : 0
 async function main(): Promise<void> {
   const vars = loadEngines();
   const started = new Set((vars.CIB_ENGINES ?? '').split(/\s+/));
-  const base = spawnSync('bash', [path.join(__dirname, 'real', 'base-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (base.status !== 0) throw new Error('building the Node.js base image failed');
-  const baseImage = base.stdout.trim();
+  const baseImage = nodeBaseImage();
   const engines = new Map<EngineName, Engine>();
   const engineFor = (n: EngineName) => engines.get(n) ?? engines.set(n, new Engine(n, vars)).get(n)!;
   const runs = new Map<Row, BuildResult[]>();
@@ -109,12 +115,7 @@ async function main(): Promise<void> {
           process.stderr.write(`[real] ${row.label}@${row.combo.engine} build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] `
             + `${r.seconds.toFixed(1)} s (steps ${JSON.stringify(r.report?.stepSeconds ?? {})}), pulled ${mb(r.traffic?.pulled ?? 0)} MB, `
             + `pushed ${mb(r.traffic?.pushed ?? 0)} MB\n`);
-          // CIB_CAPTURE_LOGS=DIR keeps each build's script output and engine log.
-          if (process.env.CIB_CAPTURE_LOGS) {
-            fs.mkdirSync(process.env.CIB_CAPTURE_LOGS, { recursive: true });
-            fs.writeFileSync(path.join(process.env.CIB_CAPTURE_LOGS, `real-${row.combo.recipe}-${row.combo.engine}${row.keepLocal ? '-floor' : ''}-b${i + 1}.log`),
-              `${r.log}\n${r.buildLog}`);
-          }
+          captureLog(`real-${row.combo.recipe}-${row.combo.engine}${row.keepLocal ? '-floor' : ''}-b${i + 1}.log`, `${r.log}\n${r.buildLog}`);
           const unknown = (r.report?.steps ?? []).map(st => st.step).filter(t => !/(FROM|ENV|USER|EXPOSE|HEALTHCHECK|ENTRYPOINT|CMD) /.test(t)
             && !REAL.steps.some(x => t.endsWith(x.line)));
           if (unknown.length > 0) process.stderr.write(`[real]   steps the harness does not know: ${JSON.stringify(unknown)}\n`);

@@ -173,7 +173,7 @@ cib_verdict() {
 # The seconds each step before the report took ("build 5.1 s, cache 1.9 s"), as a summary line or JSON object.
 cib_step_seconds() {
   local step name out='' sep=''
-  for step in setup login refs build cache; do
+  for step in "\${CIB_STEP_NAMES[@]}"; do
     name="CIB_SECONDS_$step"
     [ -n "\${!name:-}" ] || continue
     if [ "$1" = json ]; then out="$out$sep\\"$step\\":\${!name}"; sep=,; else out="$out$sep$step \${!name} s"; sep=', '; fi

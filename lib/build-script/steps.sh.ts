@@ -265,8 +265,10 @@ cib_step_cache() {
 /** `cib_main STEP...`: checks the configuration and the step names, then runs the steps in order. */
 export function mainShell(stepNames: readonly string[], extraSteps: readonly string[] = ['merge']): string {
   const all = [...stepNames, ...extraSteps];
-  return `cib_main() {
-  if [ "$#" -eq 0 ]; then set -- ${stepNames.join(' ')}; fi
+  return `CIB_STEP_NAMES=(${stepNames.join(' ')})
+
+cib_main() {
+  if [ "$#" -eq 0 ]; then set -- "\${CIB_STEP_NAMES[@]}"; fi
   cib_config
   if [ -z "\${CIB_WORK_DIR:-}" ]; then CIB_WORK_DIR=$(mktemp -d "\${TMPDIR:-/tmp}/cached-build.XXXXXX"); fi
   mkdir -p "$CIB_WORK_DIR"

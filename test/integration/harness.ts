@@ -15,7 +15,8 @@ import { StrategyName } from '../../lib/build-script/engine';
 import { FrontEvent, OBSERVER_HEADER, Traffic } from '../fakes/registry-front';
 
 /** The tests' own registry reads: never faulted, never counted as the engines' traffic. */
-const OBSERVE = { [OBSERVER_HEADER]: '1' };
+/** A request the registry front does not count as a build's traffic. */
+export const OBSERVE = { [OBSERVER_HEADER]: '1' };
 
 /** d20x: docker 20.10's daemon (classic image store) with the buildx plugin, where the registry strategy needs a BuildKit container. */
 export type EngineName = 'd20' | 'd20x' | 'd26' | 'buildah';
@@ -230,7 +231,7 @@ export interface CacheReport {
 /** Registry contents reachable from the tags of one repository: manifests and blobs with sizes. */
 export interface RepoContents { readonly manifests: Map<string, number>; readonly blobs: Map<string, number> }
 
-const MANIFEST_ACCEPT = [
+export const MANIFEST_ACCEPT = [
   'application/vnd.oci.image.index.v1+json', 'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
@@ -276,6 +277,14 @@ function bytesAdded(before: RepoContents, after: RepoContents): number {
   for (const [d, s] of after.manifests) if (!before.manifests.has(d)) n += s;
   for (const [d, s] of after.blobs) if (!before.blobs.has(d)) n += s;
   return n;
+}
+
+/** CIB_CAPTURE_LOGS=DIR keeps engine logs (the parser's fixtures come from there): writes `name` there when it is set. */
+export function captureLog(name: string, text: string): void {
+  const dir = process.env.CIB_CAPTURE_LOGS;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, name), text);
 }
 
 /** Runs bash with a script and environment; returns output and status (never throws). */

@@ -12,7 +12,7 @@ import { BuildScript } from '../../lib/build-script/build-script';
 import { platformSlug } from '../../lib/build-script/cache-refs';
 import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
 import { StrategyName } from '../../lib/build-script/engine';
-import { availableKeys, BuildResult, Combo, Engine, freshRepos, Layout, loadEngines, Project, Repos, runBuild } from './harness';
+import { availableKeys, BuildResult, captureLog, Combo, Engine, freshRepos, Layout, loadEngines, Project, Repos, runBuild } from './harness';
 
 const vars = loadEngines();
 export const PLATFORMS = (vars.CIB_MULTI_BASE_PLATFORMS || 'linux/amd64,linux/386').split(',');
@@ -187,8 +187,7 @@ Promise<{ readonly repos: Repos; readonly results: PlatformResult[] }> {
         env: { CIB_PLATFORM: PLATFORMS.join(','), CIB_ARTIFACTS_DIR: artifacts },
       });
       results.push({ r, ideal, steps: perPlatform(r.buildLog), artifacts });
-      // CIB_CAPTURE_LOGS=DIR keeps the engine's logs (the parser's fixtures come from there).
-      if (process.env.CIB_CAPTURE_LOGS) fs.writeFileSync(path.join(process.env.CIB_CAPTURE_LOGS, `real-registry-d26-platforms-b${i + 1}.log`), r.buildLog);
+      captureLog(`real-registry-d26-platforms-b${i + 1}.log`, r.buildLog);
     });
   } finally {
     project.remove();
@@ -267,9 +266,7 @@ Promise<{ readonly repos: Repos; readonly results: NativeResult[] }> {
           env: { CIB_PLATFORM: p, CIB_PLATFORM_TAGS: 'true', CIB_IMAGE_NAME: platformSlug(p) },
         });
         const steps = combo.engine === 'buildah' ? buildahSteps(r.buildLog) : perPlatform(r.buildLog, p).get(p)!;
-        if (process.env.CIB_CAPTURE_LOGS) {
-          fs.writeFileSync(path.join(process.env.CIB_CAPTURE_LOGS, `native-${combo.recipe}-${combo.engine}-b${i + 1}-${platformSlug(p)}.log`), `${r.log}\n${r.buildLog}`);
-        }
+        captureLog(`native-${combo.recipe}-${combo.engine}-b${i + 1}-${platformSlug(p)}.log`, `${r.log}\n${r.buildLog}`);
         platforms.set(p, { r, executed: steps.executed, markers: steps.markers });
       }
       const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-artifacts-'));
