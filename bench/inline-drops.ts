@@ -3,7 +3,7 @@
  * source changes on main and two on a new branch, with the inline strategy on docker 20.10 and docker 26; after the series,
  * each cache ref's own layers (Dockerfile steps) that have no result in its inline cache (`moby.buildkit.cache.v0`). A layer
  * without a result cannot be reused: when no other ref carries it, the next build re-runs its step. Not part of CI: it fails at random.
- * REPRO_FRESH=1 restarts the engine without BuildKit state before every build (a CodeBuild host starts fresh), instead of
+ * REPRO_FRESH=1 restarts the engine with empty data roots before every build (a CodeBuild host starts fresh), instead of
  * only wiping images and build cache (docker's BuildKit keeps its cache keys across `docker builder prune`).
  * REPRO_SCENARIO=real runs bench:real's six builds instead (cold, source change, dependency added, no change, source change,
  * new branch).

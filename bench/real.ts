@@ -96,8 +96,12 @@ async function main(): Promise<void> {
   // BENCH_ONLY=registry@d26,floor runs some rows (the floor is needed for the ratios).
   const only = process.env.BENCH_ONLY?.split(',');
   const wanted = (row: Row): boolean => !only || only.includes(`${row.combo.recipe}@${row.combo.engine}`) || (row.keepLocal === true && only.includes('floor'));
+  // Every build on a fresh host, as CodeBuild runs it: docker restarted with empty data roots (not only wiped), unless
+  // BENCH_KEEP_BUILDKIT=1 (the earlier runs: BuildKit's cache keys kept from the builds and rows before).
+  const freshHost = process.env.BENCH_KEEP_BUILDKIT !== '1';
   const date = new Date().toISOString().slice(0, 10);
-  console.log(`real-workload benchmark, ${date}, this 2-core machine: ${REAL_SCENARIO.title}; every build on a wiped builder`);
+  console.log(`real-workload benchmark, ${date}, this 2-core machine: ${REAL_SCENARIO.title}; every build on a wiped builder`
+    + `${freshHost ? ' (docker restarted with empty data roots: a fresh host)' : ', BuildKit state kept (BENCH_KEEP_BUILDKIT=1)'}`);
   console.log('');
   console.log('| recipe | engine | executed/ideal steps per build | at ideal | wall s per build | MB pulled / pushed per build | '
     + 'pushed / new blobs | warm median | build step + cache step (medians) | warm/floor | no-op |');
@@ -110,7 +114,7 @@ async function main(): Promise<void> {
         continue;
       }
       const run = await runScenario(row.combo, REAL_SCENARIO, engineFor(row.combo.engine), vars, {
-        baseImage, keepLocal: row.keepLocal,
+        baseImage, keepLocal: row.keepLocal, freshHost,
         onBuild: (i, r) => {
           process.stderr.write(`[real] ${row.label}@${row.combo.engine} build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] `
             + `${r.seconds.toFixed(1)} s (steps ${JSON.stringify(r.report?.stepSeconds ?? {})}), pulled ${mb(r.traffic?.pulled ?? 0)} MB, `

@@ -101,7 +101,7 @@ export const SINGLE: Layout = {
 
 /**
  * A multi-stage project shaped like a real service: `tools` (a base stage), `deps` (installs dependencies), `build`
- * FROM deps (compiles the app), and a `runtime` stage FROM tools that COPYs from deps and from build, with the
+ * FROM deps (a fixed step, then compiles the app), and a `runtime` stage FROM tools that COPYs from deps and from build, with the
  * Docker-only configuration (HEALTHCHECK among it) that every strategy must push unchanged.
  */
 export const MULTI: Layout = {
@@ -111,6 +111,9 @@ export const MULTI: Layout = {
     { id: 't1', stage: 'tools', line: run('t1', 'mkdir -p /t && head -c 65536 /dev/urandom > /t/tools.bin') },
     { id: 'd1', stage: 'deps', line: 'COPY deps.txt /deps/deps.txt', input: 'deps' },
     { id: 'd2', stage: 'deps', line: run('d2', 'sleep 1 && head -c 524288 /dev/urandom > /deps/deps.bin') },
+    // A cached step inside a stage FROM another stage, before the changed one: its result is in the build stage's ref only
+    // (bench:real's `COPY tsconfig.json`, which the inline strategy re-ran on a new branch when BuildKit state was kept).
+    { id: 'b0', stage: 'build', line: run('b0', 'mkdir -p /src && echo strict > /src/build.cfg') },
     { id: 'b1', stage: 'build', line: 'COPY app.txt /src/app.txt', input: 'app' },
     { id: 'b2', stage: 'build', line: run('b2', 'cat /src/app.txt /deps/deps.txt > /src/out') },
     { id: 'r1', stage: 'runtime', line: 'COPY --from=deps /deps /deps', from: 'deps' },
@@ -294,7 +297,7 @@ function bash(script: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs = 6
 }
 
 /**
- * Restarts docker 20.10 or docker 26 without BuildKit state (`engines.sh fresh-d20|fresh-d26`), as a CodeBuild host starts: their
+ * Restarts docker 20.10 or docker 26 with empty data roots (`engines.sh fresh-d20|fresh-d26`), as a CodeBuild host starts: their
  * BuildKit keeps cache keys across `docker builder prune`, and with the keys the tests before left, later builds lost cache records
  * (see engines.sh). Any other engine has nothing to restart.
  */
@@ -465,6 +468,11 @@ export interface BuildRequest {
   readonly available: ReadonlySet<string>;
   /** Keep the builder's local state (the floor measurement). */
   readonly keepLocal?: boolean;
+  /**
+   * Restart docker with empty data roots before the build (freshEngine), as a CodeBuild host starts, unless `keepLocal`:
+   * a wipe leaves BuildKit's cache keys, and records other builds left under the same keys can crowd out the ones a build exports.
+   */
+  readonly freshHost?: boolean;
   /** More environment for the script (configuration variables). */
   readonly env?: Record<string, string>;
   /** The front's control URL: count the bytes the build pulled and pushed (app, cache and base repositories). */
@@ -476,6 +484,7 @@ export interface BuildRequest {
 export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   const { combo, engine, project, repos } = req;
   project.write();
+  if (req.freshHost && !req.keepLocal) freshEngine(engine.name);
   if (!req.keepLocal) engine.wipe();
   const before = await repoContents(repos.registry, repos.cache.slice(repos.registry.length + 1));
   const appBefore = await repoContents(repos.registry, repos.app.slice(repos.registry.length + 1));
@@ -592,6 +601,8 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
     baseImage?: string;
     /** Keep the builder's local state between builds (the floor of a whole scenario). */
     keepLocal?: boolean;
+    /** Restart docker with empty data roots before every build (BuildRequest.freshHost). */
+    freshHost?: boolean;
   } = {},
 ): Promise<ScenarioRun> {
   const project = new Project(options.baseImage ?? vars.CIB_BASE_IMAGE, scenario.layout ?? SINGLE);
@@ -615,7 +626,7 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
       change(b.change);
       const r = await runBuild({
         combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: availableFor(b.branch), env: options.env,
-        control: vars.CIB_REGISTRY_CONTROL, keepLocal: options.keepLocal && i > 0,
+        control: vars.CIB_REGISTRY_CONTROL, keepLocal: options.keepLocal && i > 0, freshHost: options.freshHost,
       });
       remember(b.branch);
       results.push(r);
