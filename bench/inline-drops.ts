@@ -1,8 +1,9 @@
 /**
- * `npm run repro:inline-drops`: reproduces the inline strategy's open miss (issue 9). The real-workload service, four
+ * `npm run repro:inline-drops`: looks for the inline strategy's miss (issue 9; README, "The inline miss"). The real-workload service, four
  * source changes on main and two on a new branch, with the inline strategy on docker 20.10 and docker 26; after the series,
  * each cache ref's own layers (Dockerfile steps) that have no result in its inline cache (`moby.buildkit.cache.v0`). A layer
- * without a result cannot be reused: when no other ref carries it, the next build re-runs its step. Not part of CI: it fails at random.
+ * without a result cannot be reused: when no other ref carries it, the next build re-runs its step. Not part of CI: the miss was
+ * seen only on a docker that kept BuildKit state from earlier builds, and not on every series there.
  * REPRO_FRESH=1 restarts the engine with empty data roots before every build (a CodeBuild host starts fresh), instead of
  * only wiping images and build cache (docker's BuildKit keeps its cache keys across `docker builder prune`).
  * REPRO_SCENARIO=real runs bench:real's six builds instead (cold, source change, dependency added, no change, source change,

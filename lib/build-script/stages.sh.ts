@@ -14,7 +14,8 @@
  * lost at least one such record (a tools or deps step), 33 of 80 runtime exports lost the tools step's, so a later
  * build re-ran `npm ci`, or the tools step after a dependency change; the last step's record was lost in none of 343
  * exports. A ref per stage keeps each stage's result, the point the later stages build on. What remains: a step inside
- * a stage whose later steps change alone (an edited RUN line) may find its record dropped and run again.
+ * a stage whose later steps change alone (an edited RUN line) may find its record dropped and run again; bench:real saw
+ * that only on a docker that kept BuildKit state from earlier builds, never on a fresh host (README, "The inline miss").
  */
 
 /**

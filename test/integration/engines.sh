@@ -903,10 +903,10 @@ cmd_status() {
 
 # remove_state DIR...: removes a stopped daemon's state, unmounting what is still mounted below it first.
 remove_state() {
-  local dir m
+  local dir
   for dir in "$@"; do
     [[ -d $dir ]] || continue
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r)
+    unmount_under "$dir"
     rm -rf "$dir"
   done
 }
@@ -916,6 +916,7 @@ remove_state() {
 # records of later builds (see stages.sh.ts): a test that models a fresh host must not inherit the builds before it.
 cmd_fresh_d20() {
   [[ -f $ENV_FILE ]] || die "engines are not up (no $ENV_FILE)"
+  kill_containers "$D20_CLIENT" "unix://$RUN_DIR/d20.sock"
   stop_daemons d20
   remove_state "$DATA_DIR/d20"
   start_d20 || die "docker 20.10 did not start again (log: $LOG_DIR/d20.log)"
@@ -925,7 +926,7 @@ cmd_fresh_d20() {
 # fresh-d26: docker 26 and its containerd restarted with none of their state, for the same reason: a two-platform scenario
 # that followed another on the same steps re-ran the 386 platform's first steps (platforms.test.ts after native.test.ts: 2 of
 # 4 series; alone: 0 of 6). Both roots go: with only BuildKit's directory removed, containerd kept the content BuildKit had
-# leased, and the next "fresh" build pulled nothing (bench:real, a source change: 0.0 MB pulled instead of 161 MB).
+# leased, and the next "fresh" build pulled nothing (bench:real, a source change: 0.0 MB pulled instead of 169 MB).
 cmd_fresh_d26() {
   [[ -f $ENV_FILE ]] || die "engines are not up (no $ENV_FILE)"
   kill_containers "$D26_ROOT/usr/bin/docker" "unix://$RUN_DIR/d26.sock"

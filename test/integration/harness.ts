@@ -470,7 +470,7 @@ export interface BuildRequest {
   readonly keepLocal?: boolean;
   /**
    * Restart docker with empty data roots before the build (freshEngine), as a CodeBuild host starts, unless `keepLocal`:
-   * a wipe leaves BuildKit's cache keys, and records other builds left under the same keys can crowd out the ones a build exports.
+   * a wipe leaves BuildKit's cache keys and records, and with them inline exports dropped records (README, "The inline miss").
    */
   readonly freshHost?: boolean;
   /** More environment for the script (configuration variables). */
