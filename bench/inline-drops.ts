@@ -9,7 +9,7 @@
  * REPRO_SCENARIO=real runs bench:real's six builds instead (cold, source change, dependency added, no change, source change,
  * new branch).
  */
-import { Engine, EngineName, freshEngine, loadEngines, MANIFEST_ACCEPT, OBSERVE, runScenario, Scenario } from '../test/integration/harness';
+import { Engine, EngineName, loadEngines, MANIFEST_ACCEPT, OBSERVE, runScenario, Scenario } from '../test/integration/harness';
 import { nodeBaseImage, REAL, REAL_SCENARIO } from './real';
 
 const SERIES: Scenario = {
@@ -62,15 +62,13 @@ async function main(): Promise<void> {
   const fresh = process.env.REPRO_FRESH === '1';
   for (const engine of (process.env.REPRO_ENGINES ?? 'd20,d26').split(',') as EngineName[]) {
     const e = new Engine(engine, vars);
-    if (fresh) freshEngine(engine);
     try {
       const run = await runScenario({ recipe: 'inline', engine }, SCENARIO, e, vars, {
-        baseImage,
+        baseImage, freshHost: fresh,
         onBuild: (i, r) => {
           const ok = r.executed.join() === r.ideal.join();
           if (!ok) misses++;
           console.log(`inline@${engine} build ${i + 1} (${SCENARIO.builds[i].branch}): executed [${r.executed}] ideal [${r.ideal}]${ok ? '' : ' MISS'}`);
-          if (fresh) freshEngine(engine);
         },
       });
       const repo = run.repos.cache.slice(run.repos.registry.length + 1);

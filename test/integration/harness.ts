@@ -15,7 +15,6 @@ import { StrategyName } from '../../lib/build-script/engine';
 import { FrontEvent, OBSERVER_HEADER, Traffic } from '../fakes/registry-front';
 
 /** The tests' own registry reads: never faulted, never counted as the engines' traffic. */
-/** A request the registry front does not count as a build's traffic. */
 export const OBSERVE = { [OBSERVER_HEADER]: '1' };
 
 /** d20x: docker 20.10's daemon (classic image store) with the buildx plugin, where the registry strategy needs a BuildKit container. */
