@@ -32,6 +32,7 @@ Flags:
   --merge-platforms OS/ARCH,OS/ARCH... the merge build: one index <tag> of the platforms' <tag>--<os>-<arch>
                                        images (buildspec: the merge's; script step: merge)
   --no-reuse-existing-image            build even when the tag already exists in the app repository
+  --no-skip-unchanged                  build even when an image of the same inputs is in the app repository
   -h, --help                           this text
 `;
 
@@ -193,6 +194,10 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
       case '--no-reuse-existing-image':
         if (inline !== undefined) throw new UsageError('--no-reuse-existing-image takes no value');
         o.reuseExistingImage = false;
+        break;
+      case '--no-skip-unchanged':
+        if (inline !== undefined) throw new UsageError('--no-skip-unchanged takes no value');
+        o.skipUnchangedBuilds = false;
         break;
       default:
         throw new UsageError(raw.startsWith('-') ? `unknown flag '${flag}'` : `unexpected argument '${raw}'`);

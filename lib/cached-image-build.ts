@@ -92,6 +92,18 @@ export interface CachedImageBuildProps {
   readonly reuseExistingImage?: boolean;
 
   /**
+   * Whether a build whose inputs are those of an image already in the app repository tags that image instead of building:
+   * the Dockerfile, the build context (less what a `.dockerignore` line names literally), build args, target, platform and
+   * the digests of the images the Dockerfile names (resolved in ECR; Docker Hub images count only when pinned by digest).
+   * A fully cached build would make the same image: a step whose inputs did not change is not run again either. Each built
+   * image gets a second tag, `cib-inputs-<digest of its inputs>`, the record a later build looks up.
+   * Turn it off to rebuild on every commit anyway (e.g. a RUN that must see newer packages on every build). Not a property of
+   * `CachedMultiPlatformImageBuild`, whose platform builds always build.
+   * @default true
+   */
+  readonly skipUnchangedBuilds?: boolean;
+
+  /**
    * CodeBuild image; must run Docker (privileged) for the docker strategies, and have (or install with apt-get/dnf)
    * buildah 1.29 or later for the buildah strategy.
    * @default LinuxBuildImage.STANDARD_7_0, or LinuxBuildImage.STANDARD_8_0 for the buildah strategy (Ubuntu 24.04, buildah 1.33)
@@ -287,6 +299,7 @@ export class CachedImageBuild extends Construct {
       containerName: props.containerName,
       metrics,
       reuseExistingImage: props.reuseExistingImage,
+      skipUnchangedBuilds: props.skipUnchangedBuilds,
       imageName: props.imageName,
       // Every image of the group, known once the app is complete: the same value for each (the script reads its own refs first).
       cacheFromImages: group?.crossImageCache

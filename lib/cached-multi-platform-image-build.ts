@@ -234,6 +234,7 @@ export class CachedMultiPlatformImageBuild extends Construct {
       ['platform', props.platform, 'the platforms are `platforms`'],
       ['buildImage', props.buildImage, 'each platform has its own (NativePlatform.buildImage)'],
       ['source', props.source, 'the merge must run after every platform\'s build: run them as a pipeline stage (actions())'],
+      ['skipUnchangedBuilds', props.skipUnchangedBuilds, 'each platform\'s image is built (its tags follow the platform lifecycle rules)'],
     ] as const) {
       if (value !== undefined) fail(`${name} is not a property of a native multi-platform build: ${why}`);
     }

@@ -78,6 +78,11 @@ describe('the CodeBuild project', () => {
     (Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties.Environment.EnvironmentVariables as Array<{ Name: string; Value: unknown }>)
       .map(v => [v.Name, v.Value]));
 
+  test('skipUnchangedBuilds: on by default (no variable); false reaches the script as CIB_SKIP_UNCHANGED=false', () => {
+    expect(variables(synth().t)).not.toHaveProperty('CIB_SKIP_UNCHANGED');
+    expect(variables(synth({ skipUnchangedBuilds: false }).t)).toMatchObject({ CIB_SKIP_UNCHANGED: 'false' });
+  });
+
   test('is privileged, runs the rendered buildspec, which fetches the script asset; the configuration is in its variables', () => {
     const { t, build, stack } = synth();
     const project = Object.values(t.findResources('AWS::CodeBuild::Project'))[0].Properties;

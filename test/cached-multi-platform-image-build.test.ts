@@ -159,6 +159,7 @@ describe('CachedMultiPlatformImageBuild (native: one project per platform, then 
     ['platform', { platform: 'linux/amd64' }, 'platform is not a property of a native multi-platform build: the platforms are `platforms`'],
     ['buildImage', { buildImage: codebuild.LinuxBuildImage.STANDARD_7_0 }, 'buildImage is not a property of a native multi-platform build'],
     ['source', { source: codebuild.Source.gitHub({ owner: 'o', repo: 'r' }) }, "source is not a property of a native multi-platform build: the merge must run after every platform's build"],
+    ['skipUnchangedBuilds', { skipUnchangedBuilds: true }, "skipUnchangedBuilds is not a property of a native multi-platform build: each platform's image is built"],
     ['no image for 386', { platforms: [{ platform: 'linux/amd64' }, { platform: 'linux/386' }] }, 'platforms: linux/386 needs a buildImage (a CodeBuild image of that architecture)'],
     ['buildah on ARM without an image', { strategy: CacheStrategy.buildah() }, 'linux/arm64 needs a buildImage (a CodeBuild image of that architecture) with buildah 1.29 or later'],
     ['an x86 image for ARM', { platforms: [{ platform: 'linux/amd64' }, { platform: 'linux/arm64', buildImage: codebuild.LinuxBuildImage.STANDARD_7_0 }] },

@@ -6,6 +6,7 @@ import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK, COUNT_STEPS_SHELL, REPORT_SHELL 
 import { BuildConfig, CONFIG_SHELL, CONFIG_VARIABLES, configEnvironment } from './config';
 import { EngineScript, StrategyName } from './engine';
 import { inlineEngine } from './inline';
+import { INPUTS_AWK, INPUTS_SHELL } from './inputs.sh';
 import { registryEngine } from './registry';
 import { MERGE_SHELL } from './merge.sh';
 import { LOCAL_REGISTRY_SHELL, MANIFEST_BLOBS_SHELL, shq } from './shell';
@@ -67,7 +68,7 @@ const PHASES: readonly BuildPhase[] = [
   {
     name: 'pre_build', steps: [
       { name: 'login', description: 'log in to ECR registries (skipped for local registries)' },
-      { name: 'refs', description: 'resolve the image tag, the branch and the cache refs; reuse an image whose tag exists' },
+      { name: 'refs', description: 'resolve the image tag, the branch and the cache refs; reuse an image whose tag or inputs exist' },
     ],
   },
   {
@@ -151,6 +152,7 @@ trap 'printf "[cached-build] ERROR: %s failed (exit %s)\\n" "$BASH_COMMAND" "$?"
 CIB_STRATEGY=${strategy}
 CIB_EXPORTED_VARIABLES=${shq(this.exportedVariables.join(' '))}
 CIB_METRICS_NAMESPACE_PREFIX=${BUILD_METRICS_NAMESPACE_PREFIX}
+CIB_INPUTS_AWK=${shq(INPUTS_AWK.trim())}
 CIB_STEPS_AWK=${shq((this.engine.logFormat === 'buildah' ? BUILDAH_STEPS_AWK : BUILDKIT_STEPS_AWK).trim())}
 ${this.engine.logFormat === 'buildkit' ? `CIB_STAGES_AWK=${shq(STAGES_AWK.trim())}
 ` : ''}
@@ -167,6 +169,8 @@ ${LOCAL_REGISTRY_SHELL}
 ${MANIFEST_BLOBS_SHELL}
 
 ${COUNT_STEPS_SHELL}
+
+${INPUTS_SHELL}
 
 # ---- engine: ${strategy} ----
 ${this.engine.functions}

@@ -147,6 +147,10 @@ cib_platform_counts() {
 # One line a person reads in a second.
 cib_verdict() {
   local total="$1" cached="$2" line
+  if [ "\${IMAGE_REUSED:-}" = true ] && [ -n "\${IMAGE_REUSED_FROM:-}" ]; then
+    printf 'image reused: the inputs are those of %s (%s), tagged %s, nothing built\\n' "$IMAGE_REUSED_FROM" "$IMAGE_DIGEST" "$IMAGE_URI"
+    return
+  fi
   if [ "\${IMAGE_REUSED:-}" = true ]; then
     printf 'image reused: %s already existed (%s), nothing built\\n' "$IMAGE_URI" "$IMAGE_DIGEST"
     return
@@ -193,7 +197,8 @@ cib_write_report_json() {
   {
     printf '{"strategy":"%s","image":%s,"digest":%s,"branch":%s,' "$CIB_STRATEGY" \\
       "$(cib_json_string "\${IMAGE_URI:-}")" "$(cib_json_string "\${IMAGE_DIGEST:-}")" "$(cib_json_string "\${CACHE_BRANCH:-}")"
-    printf '"reused":%s,"stepsUnknown":%s,"fallback":%s,' "\${IMAGE_REUSED:-false}" "$([ -n "\${CIB_STEPS_UNKNOWN:-}" ] && echo true || echo false)" "$(if [ -n "\${CIB_FALLBACK:-}" ]; then cib_json_string "$CIB_FALLBACK"; else echo null; fi)"
+    printf '"reused":%s,"reusedFrom":%s,"stepsUnknown":%s,"fallback":%s,' "\${IMAGE_REUSED:-false}" \\
+      "$(if [ -n "\${IMAGE_REUSED_FROM:-}" ]; then cib_json_string "$IMAGE_REUSED_FROM"; else echo null; fi)" "$([ -n "\${CIB_STEPS_UNKNOWN:-}" ] && echo true || echo false)" "$(if [ -n "\${CIB_FALLBACK:-}" ]; then cib_json_string "$CIB_FALLBACK"; else echo null; fi)"
     printf '"stepsTotal":%s,"stepsCached":%s,"stepsExecuted":%s,"hitRatio":%s,' \\
       "$CACHE_STEPS_TOTAL" "$CACHE_STEPS_CACHED" "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" "\${CACHE_HIT_RATIO:-null}"
     printf '"platforms":[%s],' "$(cib_platform_counts | awk '{ printf "%s{\\"platform\\":\\"%s\\",\\"stepsTotal\\":%d,\\"stepsCached\\":%d}",

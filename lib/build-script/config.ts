@@ -38,6 +38,11 @@ export interface BuildConfig {
   readonly metrics?: boolean;
   /** Reuse the image when its tag already exists in the app repository (a re-run of the same commit). @default true */
   readonly reuseExistingImage?: boolean;
+  /**
+   * Skip a build whose inputs (Dockerfile, context, build args, target, platform, the digests of the images it names) are
+   * those of an image in the app repository: tag that image instead, as a fully cached build would have made it. @default true
+   */
+  readonly skipUnchangedBuilds?: boolean;
   /** The image's name in a shared cache repository: its refs are `<image>--<branch tag>`. @default - none: refs are branch tags */
   readonly imageName?: string;
   /**
@@ -96,6 +101,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ readonly name: string; readonly d
   { name: 'CIB_CONTAINER_NAME', default: 'app', doc: 'container name in imagedefinitions.json' },
   { name: 'CIB_METRICS', default: 'true', doc: 'true|false: publish metrics to CloudWatch (in CodeBuild)' },
   { name: 'CIB_REUSE_EXISTING_IMAGE', default: 'true', doc: 'true|false: when the tag exists in the app repository, reuse it' },
+  { name: 'CIB_SKIP_UNCHANGED', default: 'true', doc: 'true|false: when an image of the same inputs is in the app repository, tag it, build nothing' },
   { name: 'CIB_IMAGE_NAME', default: '', doc: 'the image in a shared cache repository: its cache refs are <image>--<branch>' },
   { name: 'CIB_CACHE_FROM_IMAGES', default: '', doc: 'space-separated images (of the shared cache repository) whose refs are read too' },
   { name: 'CIB_PLATFORM_TAGS', default: 'false', doc: 'true: tag the image <tag>--<os>-<arch> of CIB_PLATFORM (one platform of an index merged later)' },
@@ -131,6 +137,7 @@ export function configEnvironment(config: BuildConfig, join: (values: readonly s
   set('CIB_CONTAINER_NAME', config.containerName);
   if (config.metrics === false) set('CIB_METRICS', 'false');
   if (config.reuseExistingImage === false) set('CIB_REUSE_EXISTING_IMAGE', 'false');
+  if (config.skipUnchangedBuilds === false) set('CIB_SKIP_UNCHANGED', 'false');
   set('CIB_IMAGE_NAME', config.imageName);
   if (config.cacheFromImages !== undefined && config.cacheFromImages.length > 0) {
     set('CIB_CACHE_FROM_IMAGES', join(config.cacheFromImages));
@@ -149,10 +156,10 @@ export const CONFIG_SHELL = `cib_config() {
   : "\${CIB_DEFAULT_BRANCH:=main}" "\${CIB_READ_ONLY_BRANCHES:=}" "\${CIB_CACHE_WRITE:=true}" "\${CIB_SECRETS:=}"
   : "\${CIB_TARGET:=}" "\${CIB_PLATFORM:=}" "\${CIB_BUILDKIT_IMAGE:=${DEFAULT_BUILDKIT_IMAGE}}" "\${CIB_CONTAINER_NAME:=app}"
   : "\${CIB_METRICS:=true}" "\${CIB_REUSE_EXISTING_IMAGE:=true}" "\${CIB_IMAGE_NAME:=}" "\${CIB_CACHE_FROM_IMAGES:=}"
-  : "\${CIB_PLATFORM_TAGS:=false}" "\${CIB_MERGE_PLATFORMS:=}"
+  : "\${CIB_PLATFORM_TAGS:=false}" "\${CIB_MERGE_PLATFORMS:=}" "\${CIB_SKIP_UNCHANGED:=true}"
   CIB_PLATFORM_RE='[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?'
   local name entry
-  for name in CIB_CACHE_WRITE CIB_METRICS CIB_REUSE_EXISTING_IMAGE CIB_PLATFORM_TAGS; do
+  for name in CIB_CACHE_WRITE CIB_METRICS CIB_REUSE_EXISTING_IMAGE CIB_PLATFORM_TAGS CIB_SKIP_UNCHANGED; do
     case "\${!name}" in true|false) ;; *) cib_die "$name must be true or false, got '\${!name}'" ;; esac
   done
   for name in APP_REPOSITORY_URI CACHE_REPOSITORY_URI CIB_DOCKERFILE CIB_CONTEXT CIB_DEFAULT_BRANCH CIB_READ_ONLY_BRANCHES \\

@@ -188,6 +188,8 @@ cib_step_refs() {
   cib_state_set IMAGE_URI "$APP_REPOSITORY_URI:$tag"
   cib_state_set IMAGE_DIGEST ''
   cib_state_set IMAGE_REUSED false
+  cib_state_set IMAGE_REUSED_FROM ''
+  cib_state_set CIB_INPUTS_TAG ''
   cib_state_set CACHE_BRANCH "$branch"
   cib_state_set CACHE_READ_TAGS "$read"
   cib_state_set CACHE_WRITE_TAG "$write"
@@ -196,6 +198,8 @@ cib_step_refs() {
   cib_state_set CACHE_BYTES_PUSHED 0
   cib_log "image $IMAGE_URI; branch $branch; cache read: $read; cache write: \${write:-none (read-only)}"
   if [ "$CIB_REUSE_EXISTING_IMAGE" = true ]; then cib_reuse_existing; fi
+  # One platform's image of a native multi-platform build is not skipped: its tags follow the platform rules (ECR20).
+  if [ "$CIB_SKIP_UNCHANGED" = true ] && [ "$IMAGE_REUSED" != true ] && [ "$CIB_PLATFORM_TAGS" != true ]; then cib_skip_unchanged; fi
 }
 
 # A tag names one image: when a re-run of a commit finds its tag in the app repository (ECR refuses a second push to
@@ -218,7 +222,7 @@ cib_reuse_existing() {
 
 cib_step_build() {
   if [ "\${IMAGE_REUSED:-}" = true ]; then
-    cib_log 'build: skipped, the image already exists'
+    cib_log "build: skipped, the image \${IMAGE_REUSED_FROM:+of the same inputs }already exists"
     return 0
   fi
   trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
@@ -237,6 +241,7 @@ cib_step_build() {
   # buildah's log has no step times: its timestamped copy gives them.
   if [ -s "$CIB_WORK_DIR/build.tlog" ]; then log="$CIB_WORK_DIR/build.tlog"; fi
   cib_count_steps "$log" "$CIB_WORK_DIR/steps.tsv"
+  if [ -n "\${CIB_INPUTS_TAG:-}" ]; then cib_record_inputs; fi
 }
 
 cib_step_cache() {

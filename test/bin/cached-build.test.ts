@@ -26,12 +26,14 @@ describe('cached-build CLI', () => {
   test('env prints every flag as the variable the script reads', () => {
     const r = runCli(['env', '--strategy', 'inline', '--app-repo', 'r/app', '--cache-repo=r/cache', '--dockerfile', 'docker/Dockerfile',
       '--context', 'app', '--default-branch', 'trunk', '--read-only-branch', 'pr-*', '--read-only-branch', 'dependabot/*', '--no-cache-write',
-      '--build-arg', 'A=1=2', '--target', 'prod', '--platform', 'linux/arm64', '--buildkit-image', 'r/buildkit:1', '--no-reuse-existing-image']);
+      '--build-arg', 'A=1=2', '--target', 'prod', '--platform', 'linux/arm64', '--buildkit-image', 'r/buildkit:1', '--no-reuse-existing-image',
+      '--no-skip-unchanged']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout.split('\n')).toEqual([
       'APP_REPOSITORY_URI=r/app', 'CACHE_REPOSITORY_URI=r/cache', 'CIB_DOCKERFILE=docker/Dockerfile', 'CIB_CONTEXT=app',
       'CIB_DEFAULT_BRANCH=trunk', 'CIB_READ_ONLY_BRANCHES=pr-* dependabot/*', 'CIB_CACHE_WRITE=false', 'CIB_BUILD_ARG_A=1=2',
-      'CIB_TARGET=prod', 'CIB_PLATFORM=linux/arm64', 'CIB_BUILDKIT_IMAGE=r/buildkit:1', 'CIB_REUSE_EXISTING_IMAGE=false', '',
+      'CIB_TARGET=prod', 'CIB_PLATFORM=linux/arm64', 'CIB_BUILDKIT_IMAGE=r/buildkit:1', 'CIB_REUSE_EXISTING_IMAGE=false',
+      'CIB_SKIP_UNCHANGED=false', '',
     ]);
   });
 
@@ -79,6 +81,7 @@ describe('cached-build CLI', () => {
     [['env', '--target', 'a b'], /--target must be a stage name, got 'a b'/],
     [['script', '--strategy', 'inline', '--strategy', 'registry'], /--strategy given twice/],
     [['env', '--no-cache-write=yes'], /--no-cache-write takes no value/],
+    [['env', '--no-skip-unchanged=1'], /--no-skip-unchanged takes no value/],
     [['script', '--frobnicate'], /unknown flag '--frobnicate'/],
     [['script', 'extra'], /unexpected argument 'extra'/],
     [['env', '--dockerfile='], /--dockerfile must not be empty/],

@@ -893,3 +893,199 @@ describe('the native multi-platform path: one build per platform, then the merge
     expect(put('x2').stdout).toMatch(/TAG_INVALID.*400$/);
   });
 });
+
+describe('a build whose inputs an image in the app repository already has is a retag (skipUnchangedBuilds)', () => {
+  const HOST = APP.split('/')[0];
+  const BASE = `${HOST}/base:1.0`;
+  const digestOf = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
+  const setBase = (digest: string): void => {
+    fs.mkdirSync(path.join(tmp, 'registry', HOST, 'base'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'registry', HOST, 'base', '1.0'), `${digest}\n`);
+  };
+  /** The project is a directory of its own: the work dir, the call log and the stand-in registry are not in its context. */
+  const at = (file: string): string => path.join(tmp, 'p', file);
+  const write = (file: string, text: string): void => {
+    fs.mkdirSync(path.dirname(at(file)), { recursive: true });
+    fs.writeFileSync(at(file), text);
+  };
+  const project = (dockerfile = `FROM ${BASE} AS base\nRUN echo deps\nFROM base\nCOPY . /app\n`): void => {
+    write('Dockerfile', dockerfile);
+    write('src/app.txt', 'v1\n');
+    setBase(digestOf(0xba5e));
+  };
+  /** One build of commit TAG on the kept registry (the first one of a test starts it). */
+  const build = (tag: string, options: Partial<BuildScriptOptions> = {}, env: Record<string, string> = {}): Run =>
+    run({ context: 'p', dockerfile: 'p/Dockerfile', ...options }, { CACHE_BRANCH: 'main', IMAGE_TAG: tag, CIB_WORK_DIR: path.join(tmp, `work-${tag}`), ...env }, 'buildkit-mixed.log', true);
+  const engineCalls = (r: Run): string[] => r.calls.filter(c => / ?build /.test(c) || c.startsWith('push '));
+  const records = (): string[] => fs.readdirSync(path.join(tmp, 'registry', HOST, 'app')).filter(f => f.startsWith('cib-inputs-'));
+
+  test.each(['registry', 'inline'] as const)('%s: built once, then tagged: no engine call, the same digest, reported as reused', strategy => {
+    project();
+    const first = build('c1', { strategy });
+    expect(first.status).toBe(0);
+    expect(first.exports.IMAGE_REUSED).toBe('false');
+    expect(first.stderr).toMatch(/inputs: cib-inputs-[0-9a-f]{64}, new: building/);
+    expect(records()).toHaveLength(1);
+    expect(fs.readFileSync(path.join(tmp, 'registry', HOST, 'app', records()[0]), 'utf8').trim()).toBe(first.exports.IMAGE_DIGEST);
+
+    // Another commit, another branch, the same inputs.
+    const second = build('c2', { strategy }, { CACHE_BRANCH: 'feature/x', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
+    expect(second.status).toBe(0);
+    expect(engineCalls(second)).toEqual([]);
+    expect(second.exports).toMatchObject({ IMAGE_REUSED: 'true', IMAGE_DIGEST: first.exports.IMAGE_DIGEST, IMAGE_URI: `${APP}:c2`, CACHE_REF_WRITTEN: '' });
+    expect(fs.readFileSync(path.join(tmp, 'registry', HOST, 'app', 'c2'), 'utf8').trim()).toBe(first.exports.IMAGE_DIGEST);
+    // One HEAD of the base, one of the record, the record's manifest read by digest and PUT under the commit's tag.
+    const curls = second.calls.filter(c => c.startsWith('curl ')).map(c => c.replace(/^curl .* (-I|-X PUT|-D) /, '$1 ').replace(/ -H .*?(https)/, ' $1'));
+    expect(curls).toEqual([
+      expect.stringMatching(/^-I https:\/\/.*\/v2\/app\/manifests\/c2$/),
+      expect.stringMatching(/^-I https:\/\/.*\/v2\/base\/manifests\/1\.0$/),
+      expect.stringMatching(/^-I https:\/\/.*\/v2\/app\/manifests\/cib-inputs-[0-9a-f]{64}$/),
+      expect.stringMatching(new RegExp(`/v2/app/manifests/${first.exports.IMAGE_DIGEST}$`)),
+      expect.stringMatching(/^-X PUT .*\/v2\/app\/manifests\/c2$/),
+    ]);
+    const report = JSON.parse(fs.readFileSync(path.join(tmp, 'work-c2', 'cache-report.json'), 'utf8'));
+    expect(report).toMatchObject({ reused: true, reusedFrom: records()[0], stepsTotal: 0, digest: first.exports.IMAGE_DIGEST });
+    expect(report.verdict).toBe(`image reused: the inputs are those of ${records()[0]} (${first.exports.IMAGE_DIGEST}), tagged ${APP}:c2, nothing built`);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'out', 'imageDetail.json'), 'utf8'))).toEqual({ ImageURI: `${APP}@${first.exports.IMAGE_DIGEST}` });
+    expect(second.calls.join('\n') + second.stdout + second.stderr).not.toContain('TOP-SECRET');
+  });
+
+  test('buildah: the digest its push wrote is the one recorded and tagged', () => {
+    project();
+    const env = { FAKE_BUILDAH_LOGS: path.join(FIXTURES, 'logs', 'real-buildah-steps-pulled.log') };
+    const first = build('c1', { strategy: 'buildah' }, env);
+    expect(first.status).toBe(0);
+    const second = build('c2', { strategy: 'buildah' }, env);
+    expect(second.status).toBe(0);
+    expect(second.calls.filter(c => c.startsWith('buildah build') || c.startsWith('buildah push'))).toEqual([]);
+    expect(second.exports).toMatchObject({ IMAGE_REUSED: 'true', IMAGE_DIGEST: first.exports.IMAGE_DIGEST });
+  });
+
+  test('every input counts: a context file, the Dockerfile, a build arg, the target, the platform, the base image\'s digest', () => {
+    project();
+    expect(build('c1').exports.IMAGE_REUSED).toBe('false');
+    const changes: Array<[string, () => void, Partial<BuildScriptOptions>]> = [
+      ['a context file', () => write('src/app.txt', 'v2\n'), {}],
+      ['a mode', () => fs.chmodSync(at('src/app.txt'), 0o755), {}],
+      ['a new empty directory', () => fs.mkdirSync(at('src/empty')), {}],
+      ['the Dockerfile', () => write('Dockerfile', `FROM ${BASE} AS base\nRUN echo deps \nFROM base\nCOPY . /app\n`), {}],
+      ['a build arg', () => undefined, { buildArgs: { A: '1' } }],
+      ['a build arg value', () => undefined, { buildArgs: { A: '2' } }],
+      ['the target', () => undefined, { target: 'base' }],
+      ['the platform', () => undefined, { platform: 'linux/arm64' }],
+      ['the base image', () => setBase(digestOf(0xba5f)), {}],
+    ];
+    let n = 1;
+    for (const [what, change, options] of changes) {
+      change();
+      const r = build(`c${++n}`, options);
+      expect([what, r.status, r.exports.IMAGE_REUSED]).toEqual([what, 0, 'false']);
+    }
+    expect(records()).toHaveLength(changes.length + 1);
+    // Back to the first inputs: the first image again.
+    write('Dockerfile', `FROM ${BASE} AS base\nRUN echo deps\nFROM base\nCOPY . /app\n`);
+    write('src/app.txt', 'v1\n');
+    fs.chmodSync(at('src/app.txt'), 0o644);
+    fs.rmdirSync(at('src/empty'));
+    setBase(digestOf(0xba5e));
+    const back = build('back');
+    expect(back.exports).toMatchObject({ IMAGE_REUSED: 'true' });
+  });
+
+  test('.dockerignore: a path a line names literally is left out; a glob, or any exception line, leaves nothing out', () => {
+    project();
+    write('.dockerignore', '# generated\n/docs/\nbuild\n*.md\n');
+    write('docs/guide.txt', 'a\n');
+    write('README.md', 'a\n');
+    expect(build('c1').exports.IMAGE_REUSED).toBe('false');
+    write('docs/guide.txt', 'b\n');
+    write('build', 'output\n');
+    expect(build('c2').exports.IMAGE_REUSED).toBe('true');
+    // *.md is a glob: README.md counts (a wrong skip is worse than a build).
+    write('README.md', 'b\n');
+    expect(build('c3').exports.IMAGE_REUSED).toBe('false');
+    // The ignore file itself always counts: what it leaves out changes what the engine sees.
+    write('.dockerignore', '/docs/\nbuild\n');
+    expect(build('c4').exports.IMAGE_REUSED).toBe('false');
+    write('.dockerignore', '/docs/\nbuild\n!docs/keep.txt\n');
+    expect(build('c5').exports.IMAGE_REUSED).toBe('false');
+    write('docs/guide.txt', 'c\n');
+    expect(build('c6').exports.IMAGE_REUSED).toBe('false');
+    // buildah reads a .containerignore first: with one, nothing is left out either.
+    write('.dockerignore', '/docs/\n');
+    write('.containerignore', '/docs/\n');
+    expect(build('c7').exports.IMAGE_REUSED).toBe('false');
+    write('docs/guide.txt', 'd\n');
+    expect(build('c8').exports.IMAGE_REUSED).toBe('false');
+  });
+
+  test.each([
+    ['a Docker Hub image', 'FROM node:20\n', 'the image node:20 is on Docker Hub'],
+    ['a registry it cannot ask', 'FROM ghcr.io/acme/base:1\n', 'the image ghcr.io/acme/base:1 is in ghcr.io'],
+    ['a variable', 'ARG BASE=x\nFROM $BASE\n', "a variable in the image reference '$BASE' (FROM)"],
+    ['a remote ADD', `FROM ${BASE}\nADD https://example.com/a.tgz /a\n`, 'ADD of a remote source (https://example.com/a.tgz)'],
+    ['an escape directive', `# escape=\`\nFROM ${BASE}\n`, 'an escape directive'],
+    ['a COPY --from image in Docker Hub', `FROM ${BASE}\nCOPY --from=busybox:1 /bin/sh /sh\n`, 'the image busybox:1 is on Docker Hub'],
+    ['a # syntax frontend in Docker Hub', `# syntax=docker/dockerfile:1\nFROM ${BASE}\n`, 'the image docker/dockerfile:1 is on Docker Hub'],
+    ['a base whose tag is gone', `FROM ${HOST}/base:2.0\n`, `the digest of the image ${HOST}/base:2.0 could not be read`],
+  ])('inputs that cannot be known (%s) mean a build, and the log says why', (_, dockerfile, why) => {
+    project(dockerfile);
+    const r = build('c1');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`inputs: not known (`);
+    expect(r.stderr).toContain(why);
+    expect(records()).toEqual([]);
+  });
+
+  test('images pinned by digest are their digest (no request); stages, indexes and scratch are not images', () => {
+    const pinned = `node@sha256:${'a'.repeat(64)}`;
+    project([
+      `# syntax=docker/dockerfile:1@sha256:${'b'.repeat(64)}`, `FROM ${pinned} AS Deps`, 'RUN --mount=type=cache,target=/x \\',
+      '  # a comment inside the continuation', '  --mount=from=deps,source=/a,target=/b true', `FROM scratch`,
+      'COPY --from=DEPS /a /a', 'COPY --from=0 /a /b', '',
+    ].join('\n'));
+    expect(build('c1').exports.IMAGE_REUSED).toBe('false');
+    const second = build('c2');
+    expect(second.exports.IMAGE_REUSED).toBe('true');
+    expect(second.calls.filter(c => c.includes('/v2/base/') || c.includes('node'))).toEqual([]);
+  });
+
+  test('a retag ECR refuses (1000 tags on the image) means a build, with the reason', () => {
+    project();
+    build('c1');
+    // The image has its commit tag and its record: two tags.
+    const r = build('c2', {}, { FAKE_MAX_TAGS: '2' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('exceeds the maximum allowed number of tags per image');
+    expect(r.stderr).toContain('inputs unchanged, but');
+    expect(r.exports.IMAGE_REUSED).toBe('false');
+    expect(engineCalls(r).length).toBeGreaterThan(0);
+  });
+
+  test('off (skipUnchangedBuilds: false, CIB_SKIP_UNCHANGED=false) every commit builds and nothing is recorded; a bad value is refused', () => {
+    project();
+    expect(build('c1', { skipUnchangedBuilds: false }).exports.IMAGE_REUSED).toBe('false');
+    expect(build('c2', { skipUnchangedBuilds: false }).exports.IMAGE_REUSED).toBe('false');
+    expect(build('c3', {}, { CIB_SKIP_UNCHANGED: 'false' }).exports.IMAGE_REUSED).toBe('false');
+    expect(records()).toEqual([]);
+    const bad = build('c4', {}, { CIB_SKIP_UNCHANGED: 'yes' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("CIB_SKIP_UNCHANGED must be true or false, got 'yes'");
+  });
+
+  test('a record that cannot be written costs only a later skip; a base that moved during the build is not recorded', () => {
+    project();
+    // The image has one tag, its commit's: with one tag allowed, the record is refused.
+    const refused = build('c1', {}, { FAKE_MAX_TAGS: '1' });
+    expect(refused.status).toBe(0);
+    expect(refused.stderr).toContain('WARNING: inputs not recorded (');
+    expect(records()).toEqual([]);
+    expect(build('c2').exports.IMAGE_REUSED).toBe('false');
+    // The base's tag moves while the engine builds: the image may be of either base, so its inputs are not recorded.
+    write('src/app.txt', 'v3\n');
+    const moved = build('c3', {}, { FAKE_DURING_BUILD: `printf '%s\\n' ${digestOf(0xba60)} > ${path.join(tmp, 'registry', HOST, 'base', '1.0')}` });
+    expect(moved.status).toBe(0);
+    expect(moved.stderr).toContain('WARNING: inputs changed while the image was built: not recorded');
+    expect(records()).toHaveLength(1);
+  });
+});

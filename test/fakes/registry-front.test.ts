@@ -89,10 +89,11 @@ function request(method: string, path: string, body?: string | Buffer, headers: 
 const manifest = (n: number): string => JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { digest: `sha256:${'c'.repeat(63)}${n}`, size: 1 } });
 const create = (name: string, mutability: string) => request('PUT', `/__front/repositories/${name}`, JSON.stringify({ imageTagMutability: mutability }));
 const errorCode = (a: Answer): string => JSON.parse(a.body).errors[0].code;
+let up: { host: string; port: number };
 
 beforeEach(async () => {
   upstream = lenientUpstream();
-  const up = await upstream.listen();
+  up = await upstream.listen();
   front = new RegistryFront(up);
   at = await front.listen({ host: '127.0.0.1', port: 0 });
   expect((await create('team/app', 'IMMUTABLE')).status).toBe(201);
@@ -151,6 +152,26 @@ describe('tag immutability, as in ECR', () => {
   test('of two racing PUTs to one immutable tag exactly one wins', async () => {
     const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => request('PUT', '/v2/team/app/manifests/race', manifest(i))));
     expect(answers.map(a => a.status).sort()).toEqual([201, 400, 400, 400, 400]);
+  });
+
+  test('a tag more on an image with the maximum number of tags is DENIED (403); a tag it has, or a PUT by digest, is not', async () => {
+    await front.close();
+    front = new RegistryFront(up, undefined, false, 2);
+    at = await front.listen({ host: '127.0.0.1', port: 0 });
+    {
+      front.createRepository('team/few', 'MUTABLE');
+      const put = (ref: string, body: string) => request('PUT', `/v2/team/few/manifests/${ref}`, body);
+      expect((await put('a', manifest(3))).status).toBe(201);
+      expect((await put('b', manifest(3))).status).toBe(201);
+      const third = await put('c', manifest(3));
+      expect([third.status, errorCode(third)]).toEqual([403, 'DENIED']);
+      expect(JSON.parse(third.body).errors[0].message).toBe("Adding tag 'c' to an image in the repository with name 'team/few' in registry with id "
+        + "'123456789012' exceeds the maximum allowed number of tags per image which is '2'");
+      expect((await put('b', manifest(3))).status).toBe(201);
+      const digest = `sha256:${createHash('sha256').update(manifest(3)).digest('hex')}`;
+      expect((await put(digest, manifest(3))).status).toBe(201);
+      expect((await put('c', manifest(4))).status).toBe(201);
+    }
   });
 
   test.each([['x'.repeat(129)], ['.hidden'], ['-dash']])('the tag %s is TAG_INVALID', async tag => {

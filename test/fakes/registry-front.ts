@@ -12,6 +12,7 @@
  *   when the digest is the same;
  * - tags longer than ECR's maximum, or outside its pattern, are refused (`TAG_INVALID`);
  * - an index whose entries are not manifests (BuildKit's default cache export) is refused (`UNSUPPORTED`);
+ * - a tag more on an image that already has `maxTagsPerImage` tags (ECR: 1000) is refused (`DENIED`, HTTP 403);
  * - cross-repository blob mounts are not done (ECR's blob mounting is an opt-in registry setting, off by default): the
  *   front drops `mount`/`from` from an upload request, so the client uploads the blob (`blobMounting` turns them on).
  *
@@ -26,6 +27,7 @@
  *
  * Run: node -r ts-node/register/transpile-only registry-front.ts --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001
  */
+import { createHash } from 'crypto';
 import * as http from 'http';
 
 export type TagMutability = 'MUTABLE' | 'IMMUTABLE';
@@ -169,7 +171,9 @@ export class RegistryFront {
   /** Manifest PUTs to one tag of an immutable repository run one at a time, so that exactly one of two racing pushes wins. */
   private readonly tagLocks = new Map<string, Promise<void>>();
 
-  constructor(private readonly upstream: Endpoint, private readonly registryId = '123456789012', private readonly blobMounting = false) {
+  constructor(private readonly upstream: Endpoint, private readonly registryId = '123456789012', private readonly blobMounting = false,
+    /** ECR's limit of tags on one image (test/aws-contract.md ECR22). */
+    private readonly maxTagsPerImage = 1000) {
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch(e => {
         process.stderr.write(`registry front: ${req.method} ${req.url}: ${(e as Error).stack ?? String(e)}\n`);
@@ -290,6 +294,13 @@ export class RegistryFront {
     const invalid = invalidManifestReason(body);
     if (invalid) return refuse(400, 'UNSUPPORTED', `Unsupported manifest type: ${invalid}`);
     const immutable = !byDigest && this.repositories.get(repository) === 'IMMUTABLE';
+    if (!byDigest) {
+      const image = this.ledger.get(repository)?.get(`sha256:${createHash('sha256').update(body).digest('hex')}`);
+      if (image && !image.tags.includes(reference) && image.tags.length >= this.maxTagsPerImage) {
+        return refuse(403, 'DENIED', `Adding tag '${reference}' to an image in the repository with name '${repository}' in registry with id `
+          + `'${this.registryId}' exceeds the maximum allowed number of tags per image which is '${this.maxTagsPerImage}'`);
+      }
+    }
     const write = async (): Promise<void> => {
       if (immutable && await this.tagExists(repository, reference)) {
         return refuse(400, 'TAG_INVALID',
@@ -532,7 +543,10 @@ async function main(argv: string[]): Promise<void> {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const front = new RegistryFront(endpoint('--upstream', arg('--upstream')), undefined, argv.includes('--blob-mounting'));
+  const maxTags = arg('--max-tags-per-image');
+  if (maxTags !== undefined && !/^[1-9][0-9]*$/.test(maxTags)) throw new Error(`--max-tags-per-image must be a positive integer, got '${maxTags}'`);
+  const front = new RegistryFront(endpoint('--upstream', arg('--upstream')), undefined, argv.includes('--blob-mounting'),
+    maxTags === undefined ? undefined : Number(maxTags));
   const at = await front.listen(endpoint('--listen', arg('--listen')));
   process.stdout.write(`registry front on ${at.host}:${at.port}, upstream ${arg('--upstream')}\n`);
   const stop = (): void => {

@@ -4,8 +4,8 @@
  * must show the every-other-build bug on docker 20.10 (proof that the harness sees it).
  */
 import {
-  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, freshEngine, frontEvents, imageConfig, loadEngines, Repos, runScenario, SCENARIOS,
-  ScenarioRun, SINGLE, stepOf, STRATEGY_COMBOS, tagDigest,
+  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, freshEngine, frontEvents, imageConfig, loadEngines, MULTI, Repos, runScenario,
+  Scenario, SCENARIOS, ScenarioRun, SINGLE, stepOf, STRATEGY_COMBOS, tagDigest,
 } from './harness';
 
 const vars = loadEngines();
@@ -145,6 +145,31 @@ for (const combo of STRATEGY_COMBOS) {
         }
       });
     }
+    test('K1: skipUnchangedBuilds — a commit that changes nothing, on its branch or a new one, is a retag of the image its inputs built', async () => {
+      const scenario: Scenario = {
+        name: 'K1', title: 'skip unchanged', layout: MULTI,
+        builds: [{ branch: 'main', change: 'app' }, { branch: 'main', change: 'none' }, { branch: 'feature/same', change: 'none' }, { branch: 'main', change: 'app' }],
+      };
+      const run = await runScenario(combo, scenario, engine(combo.engine), vars, { env: { CIB_SKIP_UNCHANGED: 'true' } });
+      const [cold, same, branch, changed] = run.builds;
+      expect(summary(run.builds)).toEqual(run.builds.map((b, i) => `build ${i + 1}: executed [${b.ideal}] ideal [${b.ideal}]`));
+      expect([same.ideal, branch.ideal]).toEqual([[], []]);
+      // Through the front: every tag PUT once, nothing refused, each exported digest the tag's.
+      await expectOnePutPerTag(run.repos, run.builds);
+      for (const b of [cold, changed]) expect(b.report).toMatchObject({ reused: false, reusedFrom: null });
+      const record = cold.log.match(/inputs recorded: \S+:(cib-inputs-[0-9a-f]{64})/)?.[1];
+      expect(record).toBeDefined();
+      expect(await tagDigest(run.repos.app, record!)).toBe(cold.exports.IMAGE_DIGEST);
+      for (const b of [same, branch]) {
+        expect(b.exports).toMatchObject({ IMAGE_REUSED: 'true', IMAGE_DIGEST: cold.exports.IMAGE_DIGEST, CACHE_REF_WRITTEN: '' });
+        expect(b.report).toMatchObject({ reused: true, reusedFrom: record, stepsTotal: 0 });
+        expect([b.buildLog, b.cacheBytesAdded, b.appBytesAdded]).toEqual(['', 0, 0]);
+      }
+      expect(changed.exports.IMAGE_REUSED).toBe('false');
+      expect(changed.exports.IMAGE_DIGEST).not.toBe(cold.exports.IMAGE_DIGEST);
+      const puts = (await frontEvents(vars, run.repos.app)).filter(e => e.method === 'PUT' && !e.reference.startsWith('sha256:')).map(e => `${e.reference.replace(/[0-9a-f]{64}$/, 'X')} ${e.status}`);
+      expect(puts).toEqual(['b1 201', 'cib-inputs-X 201', 'b2 201', 'b3 201', 'b4 201', 'cib-inputs-X 201']);
+    });
   });
 }
 

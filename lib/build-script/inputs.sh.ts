@@ -1,0 +1,229 @@
+/**
+ * Skipping a build whose result is known: when a build's inputs are those of an image already in the app repository, that
+ * image is what a fully cached build would produce (Docker's layer cache reuses a step whose inputs did not change: a RUN
+ * whose line and parent are the same is not run again), so the build tags it and builds nothing.
+ *
+ * The inputs' digest covers, conservatively (a difference we cannot see would make a wrong skip; a difference we see too
+ * many only makes a build): the strategy and its BuildKit image, target, platform (the host's architecture when none is
+ * given), build-arg names and values, secret ids (not their values: a cached step ignores them too), the Dockerfile's
+ * bytes, the ignore files' bytes, every file of the context (type, mode, path, link target, content) except those a
+ * `.dockerignore` line names literally, and the digest of every image the Dockerfile names (FROM, `COPY --from`,
+ * `RUN --mount=from=`, `# syntax=`), resolved in its registry. The build is never skipped when an input cannot be known:
+ * a variable in an image reference, an image in a registry we cannot ask (only ECR, a local registry, or a digest-pinned
+ * reference), a remote `ADD`, an `escape` directive.
+ *
+ * The record is a tag in the app repository, `cib-inputs-<digest>`, on the image the inputs built: it lives and is
+ * deleted with that image (a lifecycle rule that expires the image expires the record), and the skip is a retag by
+ * manifest PUT of the exact bytes (ECR: image-retag, test/aws-contract.md ECR21), no blob moves.
+ */
+
+/** The record tag's prefix in the app repository. A branch or commit tag made by the script never starts with it. */
+export const INPUTS_TAG_PREFIX = 'cib-inputs-';
+
+/**
+ * Reads a Dockerfile and prints one line per image it needs from a registry (`image REF`; stages, stage indexes and
+ * `scratch` are not images), and `unknown REASON` for what makes the inputs unknowable. Line continuations and comments
+ * are handled as in the stage parser; a heredoc's body is read as instructions, which can only add images (a skip then
+ * needs them resolved too), never hide one.
+ */
+export const INPUTS_AWK = `
+function image(ref, where, stage_index,    r) {
+  r = tolower(ref)
+  if (ref == "") return
+  if (ref ~ /[$]/) { print "unknown a variable in the image reference '" ref "' (" where ")"; return }
+  if (r in stages) return
+  if (stage_index && ref ~ /^[0-9]+$/) return
+  if (r == "scratch") return
+  print "image", ref
+}
+function instruction(line,    w, nw, i, k, kw, opts, m, o, last) {
+  nw = split(line, w, /[ \\t]+/)
+  k = 1
+  if (w[1] == "") k = 2
+  kw = toupper(w[k])
+  if (kw == "FROM") {
+    for (i = k + 1; i <= nw && w[i] ~ /^--/; i++) { }
+    image(w[i], "FROM", 0)
+    if (i + 2 <= nw && toupper(w[i + 1]) == "AS") stages[tolower(w[i + 2])] = 1
+    return
+  }
+  for (i = k + 1; i <= nw && w[i] ~ /^--/; i++) {
+    if ((kw == "COPY" || kw == "ADD") && w[i] ~ /^--from=/) image(substr(w[i], 8), kw " --from", 1)
+    if (kw == "RUN" && w[i] ~ /^--mount=/) {
+      m = split(substr(w[i], 9), opts, ",")
+      for (o = 1; o <= m; o++) if (opts[o] ~ /^from=/) image(substr(opts[o], 6), "RUN --mount", 1)
+    }
+  }
+  if (kw == "ADD") {
+    last = nw
+    while (last > i && w[last] == "") last--
+    for (; i < last; i++) {
+      if (w[i] ~ /:\\/\\// || w[i] ~ /^\\[?"?git@/) print "unknown ADD of a remote source (" w[i] ")"
+    }
+  }
+}
+BEGIN { cont = ""; directives = 1 }
+{
+  line = $0
+  sub(/\\r$/, "", line)
+  if (directives && line ~ /^[ \\t]*#[ \\t]*[A-Za-z]+[ \\t]*=/) {
+    key = line; sub(/^[ \\t]*#[ \\t]*/, "", key); value = key
+    sub(/[ \\t]*=.*$/, "", key); sub(/^[^=]*=[ \\t]*/, "", value); sub(/[ \\t]+$/, "", value)
+    key = tolower(key)
+    if (key == "syntax") image(value, "# syntax", 0)
+    if (key == "escape") print "unknown an escape directive"
+    next
+  }
+  directives = 0
+  if (line ~ /^[ \\t]*#/ || line ~ /^[ \\t]*$/) next
+  if (line ~ /\\\\[ \\t]*$/) { sub(/\\\\[ \\t]*$/, "", line); cont = cont line " "; next }
+  instruction(cont line)
+  cont = ""
+}
+END { if (cont != "") instruction(cont) }`;
+
+/** The functions: the inputs' digest, the retag, and the two uses (skip before a build, record after it). */
+export const INPUTS_SHELL = `# CIB_IMAGE_DIGEST: the digest an image reference names now, its own when pinned, else its tag's in an ECR or local registry.
+# Status 1 (with CIB_INPUTS_WHY): not knowable here.
+cib_image_digest() {
+  local ref="$1" first="\${1%%/*}" name
+  CIB_IMAGE_DIGEST=''
+  if [[ $ref =~ @(sha256:[0-9a-f]{64})$ ]]; then CIB_IMAGE_DIGEST="\${BASH_REMATCH[1]}"; return 0; fi
+  if ! [[ $ref == */* ]] || ! { [[ $first == *.* || $first == *:* ]] || [ "$first" = localhost ]; }; then
+    CIB_INPUTS_WHY="the image $ref is on Docker Hub, which the script does not ask (pin it by digest, or mirror it in ECR)"
+    return 1
+  fi
+  if ! cib_is_local_registry "$first" && ! cib_is_ecr_host "$first"; then
+    CIB_INPUTS_WHY="the image $ref is in $first, which the script does not ask (pin it by digest, or mirror it in ECR)"
+    return 1
+  fi
+  name="$ref"
+  if [[ \${ref##*/} != *:* ]]; then name="$ref:latest"; fi
+  cib_ecr_password "$first"
+  if ! CIB_IMAGE_DIGEST=$(cib_remote_digest "$name"); then
+    CIB_INPUTS_WHY="the digest of the image $ref could not be read"
+    return 1
+  fi
+}
+
+# The build context as the engine sees it, as one digest: type, mode, path, link target and content of every entry, except
+# the paths a .dockerignore line names literally (no glob, no exception line anywhere in the file: then nothing is left out).
+# With a .containerignore (buildah reads it first) or a Dockerfile-specific ignore file, nothing is left out either.
+cib_context_digest() {
+  local ctx="$CIB_CONTEXT" line prune=()
+  if [ -f "$ctx/.dockerignore" ] && [ ! -e "$ctx/.containerignore" ] && [ ! -e "$CIB_DOCKERFILE.dockerignore" ] \\
+    && ! grep -q '^[[:space:]]*!' "$ctx/.dockerignore"; then
+    while IFS= read -r line || [ -n "$line" ]; do
+      line="\${line%$'\\r'}"
+      line="\${line#"\${line%%[![:space:]]*}"}"
+      line="\${line%"\${line##*[![:space:]]}"}"
+      while [[ $line == /* ]]; do line="\${line#/}"; done
+      while [[ $line == ./* ]]; do line="\${line#./}"; done
+      while [[ $line == */ ]]; do line="\${line%/}"; done
+      case "$line" in
+        ''|'#'*|*[*?[\\\\]*|.|..|../*|*/./*|*/../*|*/.|*/..|*//*) continue ;;
+      esac
+      prune+=(-o -path "./$line")
+    done < "$ctx/.dockerignore"
+  fi
+  (
+    cd "$ctx"
+    find . \\( -path ./. "\${prune[@]}" \\) -prune -o -printf '%y %m %p -> %l\\0' | LC_ALL=C sort -z
+    find . \\( -path ./. "\${prune[@]}" \\) -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum --
+  ) | sha256sum | cut -c 1-64
+}
+
+# CIB_INPUTS: the digest of this build's inputs (what a fully cached build's result depends on); status 1 with CIB_INPUTS_WHY.
+cib_inputs_digest() {
+  local refs line name ref bases=() file
+  CIB_INPUTS='' CIB_INPUTS_WHY=''
+  [ -f "$CIB_DOCKERFILE" ] || { CIB_INPUTS_WHY="no Dockerfile at $CIB_DOCKERFILE"; return 1; }
+  [ -d "$CIB_CONTEXT" ] || { CIB_INPUTS_WHY="no context directory at $CIB_CONTEXT"; return 1; }
+  refs=$(awk "$CIB_INPUTS_AWK" "$CIB_DOCKERFILE")
+  line=$(printf '%s\\n' "$refs" | awk '$1 == "unknown" { sub(/^unknown /, ""); print; exit }')
+  if [ -n "$line" ]; then CIB_INPUTS_WHY="the Dockerfile has $line"; return 1; fi
+  for ref in $(printf '%s\\n' "$refs" | awk '$1 == "image" { print $2 }' | LC_ALL=C sort -u); do
+    cib_image_digest "$ref" || return 1
+    bases+=("$ref $CIB_IMAGE_DIGEST")
+  done
+  CIB_INPUTS=$({
+    printf 'cached-build inputs v1\\n'
+    printf 'strategy %s\\n' "$CIB_STRATEGY"
+    if [ "$CIB_STRATEGY" = registry ]; then printf 'buildkit %q\\n' "$CIB_BUILDKIT_IMAGE"; fi
+    printf 'target %q\\n' "$CIB_TARGET"
+    printf 'platform %q\\n' "\${CIB_PLATFORM:-native $(uname -m)}"
+    for name in $(printf '%s\\n' "$CIB_ARG_VARS" | LC_ALL=C sort); do printf 'arg %q=%q\\n' "\${name#CIB_BUILD_ARG_}" "\${!name}"; done
+    for line in "\${CIB_SECRET_LIST[@]}"; do printf 'secret %q\\n' "\${line%%=*}"; done | LC_ALL=C sort
+    for line in "\${bases[@]}"; do printf 'image %s\\n' "$line"; done
+    printf 'dockerfile %s\\n' "$(sha256sum < "$CIB_DOCKERFILE" | cut -c 1-64)"
+    for file in "$CIB_CONTEXT/.dockerignore" "$CIB_CONTEXT/.containerignore" "$CIB_DOCKERFILE.dockerignore"; do
+      if [ -f "$file" ]; then printf 'ignore %q %s\\n' "$file" "$(sha256sum < "$file" | cut -c 1-64)"; fi
+    done
+    printf 'context %s\\n' "$(cib_context_digest)"
+  } | sha256sum | cut -c 1-64)
+}
+
+# The Content-Type of a saved response's headers, lower case, without parameters (RFC 9110 8.3.1).
+cib_content_type() {
+  tr -d '\\r' < "$1" | awk 'tolower($0) ~ /^content-type:/ { sub(/^[^:]*:[ \\t]*/, ""); sub(/[ \\t]*;.*/, "");
+    sub(/[ \\t]+$/, ""); m = tolower($0) } END { print m }'
+}
+
+# Tags an image that is in the registry under another name: the manifest's exact bytes are read from SOURCE (REPO:TAG or
+# REPO@DIGEST) and PUT to DEST (REPO:TAG), so no blob moves and the digest stays. Status 1 (with CIB_RETAG_ERROR): not tagged.
+cib_retag() {
+  local dir="$CIB_WORK_DIR/retag" code media
+  rm -rf "$dir" && mkdir -p "$dir"
+  code=$(cib_registry_curl "$1" -D "$dir/get.headers" -o "$dir/manifest.json" -w '%{http_code}') || code=000
+  if [ "$code" != 200 ]; then CIB_RETAG_ERROR="$1 could not be read (HTTP $code)"; return 1; fi
+  media=$(cib_content_type "$dir/get.headers")
+  code=$(cib_registry_curl "$2" -X PUT -H "Content-Type: $media" --data-binary "@$dir/manifest.json" -o "$dir/put.out" \\
+    -w '%{http_code}') || code=000
+  if [ "$code" != 201 ]; then
+    CIB_RETAG_ERROR="$2 could not be written (HTTP $code): $(head -c 300 "$dir/put.out" 2>/dev/null || true)"
+    return 1
+  fi
+}
+
+# Before a build: when an image built from these inputs is in the app repository, tag it IMAGE_TAG and build nothing.
+cib_skip_unchanged() {
+  local record digest status=0
+  if ! cib_inputs_digest; then
+    cib_log "inputs: not known ($CIB_INPUTS_WHY): building"
+    return 0
+  fi
+  record="${INPUTS_TAG_PREFIX}$CIB_INPUTS"
+  cib_state_set CIB_INPUTS_TAG "$record"
+  cib_ecr_password "$APP_REPOSITORY_URI"
+  digest=$(cib_remote_digest "$APP_REPOSITORY_URI:$record") || status=$?
+  case "$status" in
+    0)
+      if cib_retag "$APP_REPOSITORY_URI@$digest" "$IMAGE_URI"; then
+        cib_state_set IMAGE_REUSED true
+        cib_state_set IMAGE_REUSED_FROM "$record"
+        cib_state_set IMAGE_DIGEST "$digest"
+        cib_state_set CACHE_READ_TAGS ''
+        cib_state_set CACHE_WRITE_TAG ''
+        cib_state_set CACHE_REFS_READ ''
+        cib_log "inputs unchanged: $APP_REPOSITORY_URI:$record is $digest, tagged $IMAGE_TAG; nothing is built"
+      else
+        cib_warn "inputs unchanged, but $CIB_RETAG_ERROR: building"
+      fi ;;
+    1) cib_log "inputs: $record, new: building" ;;
+    *) cib_log "inputs: $record; could not tell whether an image has them: building" ;;
+  esac
+}
+
+# After a build: record its inputs on the image, when they are still what they were before the build (a base image's tag
+# could have moved while it ran). A failure costs only a later skip.
+cib_record_inputs() {
+  if ! cib_inputs_digest || [ "${INPUTS_TAG_PREFIX}$CIB_INPUTS" != "$CIB_INPUTS_TAG" ]; then
+    cib_warn "inputs changed while the image was built: not recorded"
+    return 0
+  fi
+  if cib_retag "$APP_REPOSITORY_URI@$IMAGE_DIGEST" "$APP_REPOSITORY_URI:$CIB_INPUTS_TAG"; then
+    cib_log "inputs recorded: $APP_REPOSITORY_URI:$CIB_INPUTS_TAG"
+  else
+    cib_warn "inputs not recorded ($CIB_RETAG_ERROR): a later build of the same inputs builds again"
+  fi
+}`;
