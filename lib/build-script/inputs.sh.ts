@@ -8,9 +8,9 @@
  * given), build-arg names and values, secret ids (not their values: a cached step ignores them too), the Dockerfile's
  * bytes, the ignore files' bytes, every file of the context (type, mode, path, link target, content) except those a
  * `.dockerignore` line names literally, and the digest of every image the Dockerfile names (FROM, `COPY --from`,
- * `RUN --mount=from=`, `# syntax=`), resolved in its registry. The build is never skipped when an input cannot be known:
- * a variable in an image reference, an image in a registry we cannot ask (only ECR, a local registry, or a digest-pinned
- * reference), a remote `ADD`, an `escape` directive.
+ * `RUN --mount=from=`, `# syntax=`), resolved in its registry (ECR and local registries with the script's access, others,
+ * Docker Hub included, with an anonymous pull token). The build is never skipped when an input cannot be known: a variable in
+ * an image reference, an image whose digest cannot be read, a remote `ADD`, an `escape` directive.
  *
  * The record is a tag in the app repository, `cib-inputs-<digest>`, on the image the inputs built: it lives and is
  * deleted with that image (a lifecycle rule that expires the image expires the record), and the skip is a retag by
@@ -21,26 +21,32 @@
 export const INPUTS_TAG_PREFIX = 'cib-inputs-';
 
 /**
- * Reads a Dockerfile and prints one line per image it needs from a registry (`image REF`; stages, stage indexes and
- * `scratch` are not images), and `unknown REASON` for what makes the inputs unknowable. Line continuations and comments
- * are handled as in the stage parser; a heredoc's body is read as instructions, which can only add images (a skip then
- * needs them resolved too), never hide one.
+ * Reads a Dockerfile (run with LC_ALL=C: bytes) and prints one line per image it needs from a registry (`image REF`; stages,
+ * stage indexes and `scratch` are not images), and `unknown REASON` for what makes the inputs unknowable here. It draws
+ * instruction boundaries as BuildKit's parser does (a UTF-8 BOM and a `#!` first line dropped; a line continues only when
+ * it ends in one backslash, and is joined to the next as it is; comment and blank lines inside a continuation dropped), and
+ * gives up where it cannot: a heredoc (whose body a newer frontend reads as text, an older one as instructions), a quoted
+ * flag, an `escape` directive, an `ADD` source that could be remote or a variable.
  */
 export const INPUTS_AWK = `
 function image(ref, where, stage_index,    r) {
   r = tolower(ref)
-  if (ref == "") return
+  if (ref == "") { print "unknown an empty image reference (" where ")"; return }
   if (ref ~ /[$]/) { print "unknown a variable in the image reference '" ref "' (" where ")"; return }
   if (r in stages) return
   if (stage_index && ref ~ /^[0-9]+$/) return
   if (r == "scratch") return
   print "image", ref
 }
-function instruction(line,    w, nw, i, k, kw, opts, m, o, last) {
+function instruction(line,    w, nw, i, k, kw, opts, m, o, key, last) {
   nw = split(line, w, /[ \\t]+/)
   k = 1
   if (w[1] == "") k = 2
   kw = toupper(w[k])
+  if ((kw == "RUN" || kw == "COPY" || kw == "ADD") && line ~ /<</) { print "unknown a heredoc (" kw " <<)"; return }
+  for (i = k + 1; i <= nw && w[i] ~ /^--/; i++) {
+    if (w[i] ~ /["']/) { print "unknown a quoted flag (" w[i] ")"; return }
+  }
   if (kw == "FROM") {
     for (i = k + 1; i <= nw && w[i] ~ /^--/; i++) { }
     image(w[i], "FROM", 0)
@@ -48,17 +54,20 @@ function instruction(line,    w, nw, i, k, kw, opts, m, o, last) {
     return
   }
   for (i = k + 1; i <= nw && w[i] ~ /^--/; i++) {
-    if ((kw == "COPY" || kw == "ADD") && w[i] ~ /^--from=/) image(substr(w[i], 8), kw " --from", 1)
-    if (kw == "RUN" && w[i] ~ /^--mount=/) {
+    if ((kw == "COPY" || kw == "ADD") && tolower(w[i]) ~ /^--from=/) image(substr(w[i], 8), kw " --from", 1)
+    if (kw == "RUN" && tolower(w[i]) ~ /^--mount=/) {
       m = split(substr(w[i], 9), opts, ",")
-      for (o = 1; o <= m; o++) if (opts[o] ~ /^from=/) image(substr(opts[o], 6), "RUN --mount", 1)
+      for (o = 1; o <= m; o++) {
+        key = opts[o]; sub(/=.*$/, "", key)
+        if (tolower(key) == "from") { sub(/^[^=]*=/, "", opts[o]); image(opts[o], "RUN --mount", 1) }
+      }
     }
   }
   if (kw == "ADD") {
     last = nw
     while (last > i && w[last] == "") last--
     for (; i < last; i++) {
-      if (w[i] ~ /:\\/\\// || w[i] ~ /^\\[?"?git@/) print "unknown ADD of a remote source (" w[i] ")"
+      if (w[i] ~ /[:@$]/) print "unknown an ADD source that may be remote or a variable (" w[i] ")"
     }
   }
 }
@@ -66,7 +75,9 @@ BEGIN { cont = ""; directives = 1 }
 {
   line = $0
   sub(/\\r$/, "", line)
-  if (directives && line ~ /^[ \\t]*#[ \\t]*[A-Za-z]+[ \\t]*=/) {
+  if (NR == 1 && substr(line, 1, 3) == sprintf("%c%c%c", 239, 187, 191)) line = substr(line, 4)
+  if (NR == 1 && line ~ /^#!/) next
+  if (directives && line ~ /^[ \\t]*#[ \\t]*[A-Za-z][A-Za-z0-9]*[ \\t]*=/) {
     key = line; sub(/^[ \\t]*#[ \\t]*/, "", key); value = key
     sub(/[ \\t]*=.*$/, "", key); sub(/^[^=]*=[ \\t]*/, "", value); sub(/[ \\t]+$/, "", value)
     key = tolower(key)
@@ -76,43 +87,77 @@ BEGIN { cont = ""; directives = 1 }
   }
   directives = 0
   if (line ~ /^[ \\t]*#/ || line ~ /^[ \\t]*$/) next
-  if (line ~ /\\\\[ \\t]*$/) { sub(/\\\\[ \\t]*$/, "", line); cont = cont line " "; next }
+  if (line ~ /[^\\\\]\\\\[ \\t]*$/) { sub(/\\\\[ \\t]*$/, "", line); cont = cont line; next }
   instruction(cont line)
   cont = ""
 }
 END { if (cont != "") instruction(cont) }`;
 
 /** The functions: the inputs' digest, the retag, and the two uses (skip before a build, record after it). */
-export const INPUTS_SHELL = `# CIB_IMAGE_DIGEST: the digest an image reference names now, its own when pinned, else its tag's in an ECR or local registry.
-# Status 1 (with CIB_INPUTS_WHY): not knowable here.
+export const INPUTS_SHELL = `# The digest a tag points to in a registry that hands out anonymous pull tokens (Docker Hub, ghcr.io, public.ecr.aws, quay.io):
+# a HEAD (a version check, not a pull: Docker Hub counts none), answered 401 with a Bearer challenge, the anonymous token from
+# its realm (https only), the HEAD again with the token on curl's stdin. Status 1: not readable anonymously.
+cib_public_digest() {
+  local host="$1" repo="$2" reference="$3" url headers challenge realm service scope token=''
+  local accept='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json,'
+  accept="$accept application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+  command -v curl >/dev/null 2>&1 || return 1
+  url="https://$host/v2/$repo/manifests/$reference"
+  headers=$(curl -sS --connect-timeout 5 --max-time 20 -I -H "Accept: $accept" "$url" < /dev/null 2>/dev/null | tr -d '\r') || return 1
+  if [ "$(printf '%s\n' "$headers" | awk 'NR == 1 { print $2 }')" = 401 ]; then
+    challenge=$(printf '%s\n' "$headers" | awk 'tolower($0) ~ /^www-authenticate:[ \t]*bearer[ \t]/ { sub(/^[^:]*:[ \t]*[^ \t]+[ \t]+/, ""); print; exit }')
+    realm=$(printf '%s\n' "$challenge" | sed -n 's/.*realm="\\([^"]*\\)".*/\\1/p')
+    service=$(printf '%s\n' "$challenge" | sed -n 's/.*service="\\([^"]*\\)".*/\\1/p')
+    scope=$(printf '%s\n' "$challenge" | sed -n 's/.*scope="\\([^"]*\\)".*/\\1/p')
+    [[ $realm == https://* ]] || return 1
+    token=$(curl -sS --connect-timeout 5 --max-time 20 -G --data-urlencode "service=$service" \
+      --data-urlencode "scope=\${scope:-repository:$repo:pull}" "$realm" < /dev/null 2>/dev/null \
+      | grep -o '"\\(access_\\)\\{0,1\\}token"[[:space:]]*:[[:space:]]*"[^"]*"' | head -n 1 | sed 's/.*"\\([^"]*\\)"$/\\1/') || return 1
+    [ -n "$token" ] || return 1
+    headers=$(printf 'header = "Authorization: Bearer %s"\n' "$token" \
+      | curl -sS --connect-timeout 5 --max-time 20 -K - -I -H "Accept: $accept" "$url" 2>/dev/null | tr -d '\r') || return 1
+  fi
+  [ "$(printf '%s\n' "$headers" | awk 'NR == 1 { print $2 }')" = 200 ] || return 1
+  printf '%s\n' "$headers" | awk 'tolower($0) ~ /^docker-content-digest:/ { sub(/^[^:]*:[ \t]*/, ""); print }' | grep -Em1 '^sha256:[0-9a-f]{64}$'
+}
+
+# CIB_IMAGE_DIGEST: the digest an image reference names now, its own when pinned, else its tag's: in ECR or a local registry
+# with the script's access, elsewhere (Docker Hub included) anonymously. Status 1 (with CIB_INPUTS_WHY): not knowable here.
 cib_image_digest() {
-  local ref="$1" first="\${1%%/*}" name
+  local ref="$1" host="\${1%%/*}" path reference=latest
   CIB_IMAGE_DIGEST=''
   if [[ $ref =~ @(sha256:[0-9a-f]{64})$ ]]; then CIB_IMAGE_DIGEST="\${BASH_REMATCH[1]}"; return 0; fi
-  if ! [[ $ref == */* ]] || ! { [[ $first == *.* || $first == *:* ]] || [ "$first" = localhost ]; }; then
-    CIB_INPUTS_WHY="the image $ref is on Docker Hub, which the script does not ask (pin it by digest, or mirror it in ECR)"
-    return 1
+  if [[ $ref == *@* ]]; then CIB_INPUTS_WHY="the image $ref names a digest that is not sha256"; return 1; fi
+  # A first component with a dot or a port, or localhost, is a registry; otherwise the image is on Docker Hub.
+  if [[ $ref == */* ]] && { [[ $host == *.* || $host == *:* ]] || [ "$host" = localhost ]; }; then path="\${ref#*/}"; else host=docker.io path="$ref"; fi
+  if [[ \${path##*/} == *:* ]]; then reference="\${path##*:}" path="\${path%:*}"; fi
+  if cib_is_local_registry "$host" || cib_is_ecr_host "$host"; then
+    cib_ecr_password "$host"
+    if ! CIB_IMAGE_DIGEST=$(cib_remote_digest "$host/$path:$reference"); then
+      CIB_INPUTS_WHY="the digest of the image $ref could not be read"
+      return 1
+    fi
+    return 0
   fi
-  if ! cib_is_local_registry "$first" && ! cib_is_ecr_host "$first"; then
-    CIB_INPUTS_WHY="the image $ref is in $first, which the script does not ask (pin it by digest, or mirror it in ECR)"
-    return 1
-  fi
-  name="$ref"
-  if [[ \${ref##*/} != *:* ]]; then name="$ref:latest"; fi
-  cib_ecr_password "$first"
-  if ! CIB_IMAGE_DIGEST=$(cib_remote_digest "$name"); then
-    CIB_INPUTS_WHY="the digest of the image $ref could not be read"
+  case "$host" in
+    docker.io|index.docker.io|registry-1.docker.io)
+      host=registry-1.docker.io
+      if [[ $path != */* ]]; then path="library/$path"; fi ;;
+  esac
+  if ! CIB_IMAGE_DIGEST=$(cib_public_digest "$host" "$path" "$reference"); then
+    CIB_INPUTS_WHY="the digest of the image $ref could not be read anonymously from $host (pin it by digest, or mirror it in ECR)"
     return 1
   fi
 }
 
 # The build context as the engine sees it, as one digest: type, mode, path, link target and content of every entry, except
-# the paths a .dockerignore line names literally (no glob, no exception line anywhere in the file: then nothing is left out).
-# With a .containerignore (buildah reads it first) or a Dockerfile-specific ignore file, nothing is left out either.
+# the paths a .dockerignore line names literally. Nothing is left out when the file has an exception line, a byte outside
+# printable ASCII (a BOM, a Unicode space: Docker trims those), or is a symlink; nor with a .containerignore (buildah reads it
+# first) or a Dockerfile-specific ignore file. Status 1 when a listing fails (GNU find is needed: -printf).
 cib_context_digest() {
-  local ctx="$CIB_CONTEXT" line prune=()
-  if [ -f "$ctx/.dockerignore" ] && [ ! -e "$ctx/.containerignore" ] && [ ! -e "$CIB_DOCKERFILE.dockerignore" ] \\
-    && ! grep -q '^[[:space:]]*!' "$ctx/.dockerignore"; then
+  local ctx="$CIB_CONTEXT" ignore="$CIB_CONTEXT/.dockerignore" line prune=() listing files
+  if [ -f "$ignore" ] && [ ! -L "$ignore" ] && [ ! -e "$ctx/.containerignore" ] && [ ! -e "$CIB_DOCKERFILE.dockerignore" ] \\
+    && ! grep -q '^[[:space:]]*!' "$ignore" && ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ignore"; then
     while IFS= read -r line || [ -n "$line" ]; do
       line="\${line%$'\\r'}"
       line="\${line#"\${line%%[![:space:]]*}"}"
@@ -124,28 +169,42 @@ cib_context_digest() {
         ''|'#'*|*[*?[\\\\]*|.|..|../*|*/./*|*/../*|*/.|*/..|*//*) continue ;;
       esac
       prune+=(-o -path "./$line")
-    done < "$ctx/.dockerignore"
+    done < "$ignore"
   fi
-  (
-    cd "$ctx"
-    find . \\( -path ./. "\${prune[@]}" \\) -prune -o -printf '%y %m %p -> %l\\0' | LC_ALL=C sort -z
-    find . \\( -path ./. "\${prune[@]}" \\) -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum --
-  ) | sha256sum | cut -c 1-64
+  listing=$(cd "$ctx" && find . \\( -path ./. "\${prune[@]}" \\) -prune -o -printf '%y %m %p -> %l\\0' | LC_ALL=C sort -z | sha256sum) \\
+    || return 1
+  files=$(cd "$ctx" && find . \\( -path ./. "\${prune[@]}" \\) -prune -o -type f -print0 | LC_ALL=C sort -z \\
+    | xargs -0 -r sha256sum -- | sha256sum) || return 1
+  printf '%s %s\\n' "\${listing%% *}" "\${files%% *}"
+}
+
+# What the engine reads from the environment and the build's own settings beyond the configuration: a variable of BuildKit,
+# buildx, buildah or docker's platform default, SOURCE_DATE_EPOCH, the RUN network.
+cib_engine_environment() {
+  local name
+  for name in $(compgen -v | LC_ALL=C sort); do
+    case "$name" in
+      BUILDKIT_*|BUILDX_*|BUILDAH_*|DOCKER_BUILDKIT|DOCKER_DEFAULT_PLATFORM|SOURCE_DATE_EPOCH|CIB_NETWORK) printf 'env %s=%q\\n' "$name" "\${!name}" ;;
+    esac
+  done
 }
 
 # CIB_INPUTS: the digest of this build's inputs (what a fully cached build's result depends on); status 1 with CIB_INPUTS_WHY.
 cib_inputs_digest() {
-  local refs line name ref bases=() file
+  local refs line name ref bases=() file context
   CIB_INPUTS='' CIB_INPUTS_WHY=''
   [ -f "$CIB_DOCKERFILE" ] || { CIB_INPUTS_WHY="no Dockerfile at $CIB_DOCKERFILE"; return 1; }
   [ -d "$CIB_CONTEXT" ] || { CIB_INPUTS_WHY="no context directory at $CIB_CONTEXT"; return 1; }
-  refs=$(awk "$CIB_INPUTS_AWK" "$CIB_DOCKERFILE")
+  refs=$(LC_ALL=C awk "$CIB_INPUTS_AWK" "$CIB_DOCKERFILE") || { CIB_INPUTS_WHY="the Dockerfile could not be read"; return 1; }
+  # BuildKit takes its frontend from this build arg too (as from a # syntax line).
+  if [ -n "\${CIB_BUILD_ARG_BUILDKIT_SYNTAX:-}" ]; then refs="$refs"$'\\n'"image $CIB_BUILD_ARG_BUILDKIT_SYNTAX"; fi
   line=$(printf '%s\\n' "$refs" | awk '$1 == "unknown" { sub(/^unknown /, ""); print; exit }')
   if [ -n "$line" ]; then CIB_INPUTS_WHY="the Dockerfile has $line"; return 1; fi
   for ref in $(printf '%s\\n' "$refs" | awk '$1 == "image" { print $2 }' | LC_ALL=C sort -u); do
     cib_image_digest "$ref" || return 1
     bases+=("$ref $CIB_IMAGE_DIGEST")
   done
+  context=$(cib_context_digest) || { CIB_INPUTS_WHY="the build context could not be listed (GNU find is needed)"; return 1; }
   CIB_INPUTS=$({
     printf 'cached-build inputs v1\\n'
     printf 'strategy %s\\n' "$CIB_STRATEGY"
@@ -154,13 +213,15 @@ cib_inputs_digest() {
     printf 'platform %q\\n' "\${CIB_PLATFORM:-native $(uname -m)}"
     for name in $(printf '%s\\n' "$CIB_ARG_VARS" | LC_ALL=C sort); do printf 'arg %q=%q\\n' "\${name#CIB_BUILD_ARG_}" "\${!name}"; done
     for line in "\${CIB_SECRET_LIST[@]}"; do printf 'secret %q\\n' "\${line%%=*}"; done | LC_ALL=C sort
+    cib_engine_environment
     for line in "\${bases[@]}"; do printf 'image %s\\n' "$line"; done
     printf 'dockerfile %s\\n' "$(sha256sum < "$CIB_DOCKERFILE" | cut -c 1-64)"
     for file in "$CIB_CONTEXT/.dockerignore" "$CIB_CONTEXT/.containerignore" "$CIB_DOCKERFILE.dockerignore"; do
       if [ -f "$file" ]; then printf 'ignore %q %s\\n' "$file" "$(sha256sum < "$file" | cut -c 1-64)"; fi
     done
-    printf 'context %s\\n' "$(cib_context_digest)"
-  } | sha256sum | cut -c 1-64)
+    printf 'context %s\\n' "$context"
+  } | sha256sum | cut -c 1-64) || { CIB_INPUTS_WHY="the inputs could not be hashed"; return 1; }
+  [[ $CIB_INPUTS =~ ^[0-9a-f]{64}$ ]] || { CIB_INPUTS_WHY="the inputs could not be hashed"; return 1; }
 }
 
 # The Content-Type of a saved response's headers, lower case, without parameters (RFC 9110 8.3.1).
@@ -215,10 +276,19 @@ cib_skip_unchanged() {
 }
 
 # After a build: record its inputs on the image, when they are still what they were before the build (a base image's tag
-# could have moved while it ran). A failure costs only a later skip.
+# could have moved while it ran) and the strategy built it (not the registry strategy's fallback). A failure costs only a later
+# skip.
 cib_record_inputs() {
-  if ! cib_inputs_digest || [ "${INPUTS_TAG_PREFIX}$CIB_INPUTS" != "$CIB_INPUTS_TAG" ]; then
-    cib_warn "inputs changed while the image was built: not recorded"
+  if [ -n "\${CIB_FALLBACK:-}" ]; then
+    cib_log "inputs not recorded: the image was built by the $CIB_FALLBACK fallback, not the $CIB_STRATEGY strategy"
+    return 0
+  fi
+  if ! cib_inputs_digest; then
+    cib_warn "inputs not recorded: they could not be read again after the build ($CIB_INPUTS_WHY)"
+    return 0
+  fi
+  if [ "${INPUTS_TAG_PREFIX}$CIB_INPUTS" != "$CIB_INPUTS_TAG" ]; then
+    cib_warn "inputs changed while the image was built (a base image's tag moved?): not recorded"
     return 0
   fi
   if cib_retag "$APP_REPOSITORY_URI@$IMAGE_DIGEST" "$APP_REPOSITORY_URI:$CIB_INPUTS_TAG"; then

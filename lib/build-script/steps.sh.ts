@@ -56,6 +56,8 @@ cib_build_flags() {
   done
   if [ -n "$CIB_TARGET" ]; then CIB_FLAGS+=("--target=$CIB_TARGET"); fi
   if [ -n "$CIB_PLATFORM" ]; then CIB_FLAGS+=("--platform=$CIB_PLATFORM"); fi
+  # A build whose inputs will be recorded builds on the base images the inputs name, not on an older copy in the engine's store.
+  if [ -n "\${CIB_INPUTS_TAG:-}" ]; then CIB_FLAGS+=(--pull); fi
   if [ -n "\${CIB_NETWORK:-}" ]; then CIB_FLAGS+=("--network=$CIB_NETWORK"); fi
 }
 

@@ -1020,13 +1020,14 @@ describe('a build whose inputs an image in the app repository already has is a r
   });
 
   test.each([
-    ['a Docker Hub image', 'FROM node:20\n', 'the image node:20 is on Docker Hub'],
-    ['a registry it cannot ask', 'FROM ghcr.io/acme/base:1\n', 'the image ghcr.io/acme/base:1 is in ghcr.io'],
+    ['a Docker Hub tag that does not exist', 'FROM node:20\n', 'the image node:20 could not be read anonymously from registry-1.docker.io'],
+    ['a private image elsewhere', 'FROM ghcr.io/acme/base:1\n', 'the image ghcr.io/acme/base:1 could not be read anonymously from ghcr.io'],
     ['a variable', 'ARG BASE=x\nFROM $BASE\n', "a variable in the image reference '$BASE' (FROM)"],
-    ['a remote ADD', `FROM ${BASE}\nADD https://example.com/a.tgz /a\n`, 'ADD of a remote source (https://example.com/a.tgz)'],
+    ['a remote ADD', `FROM ${BASE}\nADD https://example.com/a.tgz /a\n`, 'an ADD source that may be remote or a variable (https://example.com/a.tgz)'],
     ['an escape directive', `# escape=\`\nFROM ${BASE}\n`, 'an escape directive'],
-    ['a COPY --from image in Docker Hub', `FROM ${BASE}\nCOPY --from=busybox:1 /bin/sh /sh\n`, 'the image busybox:1 is on Docker Hub'],
-    ['a # syntax frontend in Docker Hub', `# syntax=docker/dockerfile:1\nFROM ${BASE}\n`, 'the image docker/dockerfile:1 is on Docker Hub'],
+    ['a COPY --from image that cannot be read', `FROM ${BASE}\nCOPY --from=busybox:1 /bin/sh /sh\n`, 'the image busybox:1 could not be read'],
+    ['a # syntax frontend that cannot be read', `# syntax=docker/dockerfile:1\nFROM ${BASE}\n`, 'the image docker/dockerfile:1 could not be read'],
+    ['a digest of another algorithm', `FROM node@sha512:${'a'.repeat(128)}\n`, 'names a digest that is not sha256'],
     ['a base whose tag is gone', `FROM ${HOST}/base:2.0\n`, `the digest of the image ${HOST}/base:2.0 could not be read`],
   ])('inputs that cannot be known (%s) mean a build, and the log says why', (_, dockerfile, why) => {
     project(dockerfile);
@@ -1035,6 +1036,35 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(r.stderr).toContain(`inputs: not known (`);
     expect(r.stderr).toContain(why);
     expect(records()).toEqual([]);
+  });
+
+  test('Docker Hub and other registries: the tag\'s digest with an anonymous pull token (on curl\'s stdin); a moved tag builds', () => {
+    const hub = (repo: string, tag: string, digest: string): void => {
+      fs.mkdirSync(path.join(tmp, 'registry', repo), { recursive: true });
+      fs.writeFileSync(path.join(tmp, 'registry', repo, tag), `${digest}\n`);
+    };
+    hub('registry-1.docker.io/library/node', '20', digestOf(0x20));
+    hub('registry-1.docker.io/docker/dockerfile', '1', digestOf(0xdf));
+    hub('ghcr.io/acme/tools', 'latest', digestOf(0x70));
+    project(`# syntax=docker/dockerfile:1\nFROM node:20 AS base\nCOPY --from=ghcr.io/acme/tools /t /t\nFROM docker.io/library/node:20\n`);
+    expect(build('c1').exports.IMAGE_REUSED).toBe('false');
+    const second = build('c2');
+    expect(second.exports.IMAGE_REUSED).toBe('true');
+    const requests = second.calls.filter(c => /docker\.io|ghcr\.io/.test(c));
+    // Per reference (sorted): a HEAD (401), the token, the HEAD with it; node:20 and docker.io/library/node:20 are each asked.
+    expect(requests.filter(c => c.includes('/token'))).toEqual([
+      expect.stringContaining('service=registry-1.docker.io --data-urlencode scope=repository:library/node:pull https://auth.registry-1.docker.io/token'),
+      expect.stringContaining('service=registry-1.docker.io --data-urlencode scope=repository:docker/dockerfile:pull https://auth.registry-1.docker.io/token'),
+      expect.stringContaining('service=ghcr.io --data-urlencode scope=repository:acme/tools:pull https://auth.ghcr.io/token'),
+      expect.stringContaining('service=registry-1.docker.io --data-urlencode scope=repository:library/node:pull https://auth.registry-1.docker.io/token'),
+    ]);
+    expect(requests.filter(c => c.includes('/manifests/'))).toHaveLength(8);
+    expect(second.calls.join('\n')).not.toContain('anon.');
+    hub('registry-1.docker.io/library/node', '20', digestOf(0x21));
+    expect(build('c3').exports.IMAGE_REUSED).toBe('false');
+    const hidden = build('c4', {}, { FAKE_PRIVATE: 'ghcr.io/acme/tools' });
+    expect(hidden.exports.IMAGE_REUSED).toBe('false');
+    expect(hidden.stderr).toContain('the image ghcr.io/acme/tools could not be read anonymously from ghcr.io');
   });
 
   test('images pinned by digest are their digest (no request); stages, indexes and scratch are not images', () => {
@@ -1048,6 +1078,64 @@ describe('a build whose inputs an image in the app repository already has is a r
     const second = build('c2');
     expect(second.exports.IMAGE_REUSED).toBe('true');
     expect(second.calls.filter(c => c.includes('/v2/base/') || c.includes('node'))).toEqual([]);
+  });
+
+  test('what the engine reads beyond the configuration counts too: its platform default, SOURCE_DATE_EPOCH, the RUN network, BUILDKIT_*', () => {
+    project();
+    expect(build('c1').exports.IMAGE_REUSED).toBe('false');
+    let n = 1;
+    const envs: Array<Record<string, string>> = [{ DOCKER_DEFAULT_PLATFORM: 'linux/arm64' }, { SOURCE_DATE_EPOCH: '0' }, { CIB_NETWORK: 'none' }, { BUILDKIT_PROGRESS: 'plain' }];
+    for (const env of envs) {
+      const r = build(`c${++n}`, {}, env);
+      expect([env, r.exports.IMAGE_REUSED]).toEqual([env, 'false']);
+    }
+    expect(build('same').exports.IMAGE_REUSED).toBe('true');
+    // A frontend named by the BUILDKIT_SYNTAX build arg is an image like a # syntax line's.
+    const syntax = build('syntax', { buildArgs: { BUILDKIT_SYNTAX: 'docker/dockerfile:1' } });
+    expect(syntax.stderr).toContain('the image docker/dockerfile:1 could not be read anonymously from registry-1.docker.io');
+  });
+
+  test('a build whose inputs are recorded builds with --pull (not on an older base in the engine\'s store); without the skip, as before', () => {
+    project();
+    const first = build('c1');
+    expect(first.calls.find(c => c.startsWith('buildx build') && c.includes('push=true'))).toContain(' --pull');
+    const off = build('c2', { skipUnchangedBuilds: false });
+    expect(off.calls.filter(c => c.startsWith('buildx build')).every(c => !c.includes('--pull'))).toBe(true);
+  });
+
+  test('the registry strategy\'s inline fallback builds another image: its inputs are not recorded', () => {
+    project();
+    const r = build('c1', {}, { FAKE_STORE: 'classic', FAKE_BOOTSTRAP_RC: '1' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('inputs not recorded: the image was built by the inline fallback, not the registry strategy');
+    expect(records()).toEqual([]);
+  });
+
+  test('a context that cannot be listed (no GNU find) is not known: a build, no error', () => {
+    project();
+    const bin = path.join(tmp, 'busybox-find');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'find'), '#!/bin/sh\nfor a in "$@"; do [ "$a" = -printf ] && { echo "find: unrecognized: -printf" >&2; exit 1; }; done\nexec /usr/bin/find "$@"\n', { mode: 0o755 });
+    const r = build('c1', {}, { PATH: `${bin}:${FIXTURES}/bin:/usr/bin:/bin` });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('inputs: not known (the build context could not be listed (GNU find is needed)): building');
+    expect(r.stderr).not.toContain('[cached-build] ERROR');
+    expect(records()).toEqual([]);
+  });
+
+  test('.dockerignore with a byte outside printable ASCII, or a symlink, leaves nothing out', () => {
+    project();
+    write('.dockerignore', '\uFEFFdocs\n');
+    write('docs/a.txt', 'a\n');
+    expect(build('c1').exports.IMAGE_REUSED).toBe('false');
+    write('docs/a.txt', 'b\n');
+    expect(build('c2').exports.IMAGE_REUSED).toBe('false');
+    fs.rmSync(at('.dockerignore'));
+    write('ignore.txt', 'docs\n');
+    fs.symlinkSync('ignore.txt', at('.dockerignore'));
+    expect(build('c3').exports.IMAGE_REUSED).toBe('false');
+    write('docs/a.txt', 'c\n');
+    expect(build('c4').exports.IMAGE_REUSED).toBe('false');
   });
 
   test('a retag ECR refuses (1000 tags on the image) means a build, with the reason', () => {
@@ -1085,7 +1173,7 @@ describe('a build whose inputs an image in the app repository already has is a r
     write('src/app.txt', 'v3\n');
     const moved = build('c3', {}, { FAKE_DURING_BUILD: `printf '%s\\n' ${digestOf(0xba60)} > ${path.join(tmp, 'registry', HOST, 'base', '1.0')}` });
     expect(moved.status).toBe(0);
-    expect(moved.stderr).toContain('WARNING: inputs changed while the image was built: not recorded');
+    expect(moved.stderr).toContain('WARNING: inputs changed while the image was built (a base image\'s tag moved?): not recorded');
     expect(records()).toHaveLength(1);
   });
 });

@@ -4,8 +4,8 @@
  * must show the every-other-build bug on docker 20.10 (proof that the harness sees it).
  */
 import {
-  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, freshEngine, frontEvents, imageConfig, loadEngines, MULTI, Repos, runScenario,
-  Scenario, SCENARIOS, ScenarioRun, SINGLE, stepOf, STRATEGY_COMBOS, tagDigest,
+  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, freshEngine, frontEvents, imageConfig, imageContent, loadEngines, MULTI, Repos,
+  runScenario, Scenario, SCENARIOS, ScenarioRun, SINGLE, stepOf, STRATEGY_COMBOS, tagDigest,
 } from './harness';
 
 const vars = loadEngines();
@@ -148,10 +148,14 @@ for (const combo of STRATEGY_COMBOS) {
     test('K1: skipUnchangedBuilds — a commit that changes nothing, on its branch or a new one, is a retag of the image its inputs built', async () => {
       const scenario: Scenario = {
         name: 'K1', title: 'skip unchanged', layout: MULTI,
-        builds: [{ branch: 'main', change: 'app' }, { branch: 'main', change: 'none' }, { branch: 'feature/same', change: 'none' }, { branch: 'main', change: 'app' }],
+        builds: [
+          { branch: 'main', change: 'app' }, { branch: 'main', change: 'none' }, { branch: 'feature/same', change: 'none' }, { branch: 'main', change: 'app' },
+          // The same inputs once more, built (every step from the cache): what the skip stands for.
+          { branch: 'main', change: 'none', env: { CIB_SKIP_UNCHANGED: 'false' } },
+        ],
       };
       const run = await runScenario(combo, scenario, engine(combo.engine), vars, { env: { CIB_SKIP_UNCHANGED: 'true' } });
-      const [cold, same, branch, changed] = run.builds;
+      const [cold, same, branch, changed, rebuilt] = run.builds;
       expect(summary(run.builds)).toEqual(run.builds.map((b, i) => `build ${i + 1}: executed [${b.ideal}] ideal [${b.ideal}]`));
       expect([same.ideal, branch.ideal]).toEqual([[], []]);
       // Through the front: every tag PUT once, nothing refused, each exported digest the tag's.
@@ -168,7 +172,13 @@ for (const combo of STRATEGY_COMBOS) {
       expect(changed.exports.IMAGE_REUSED).toBe('false');
       expect(changed.exports.IMAGE_DIGEST).not.toBe(cold.exports.IMAGE_DIGEST);
       const puts = (await frontEvents(vars, run.repos.app)).filter(e => e.method === 'PUT' && !e.reference.startsWith('sha256:')).map(e => `${e.reference.replace(/[0-9a-f]{64}$/, 'X')} ${e.status}`);
-      expect(puts).toEqual(['b1 201', 'cib-inputs-X 201', 'b2 201', 'b3 201', 'b4 201', 'cib-inputs-X 201']);
+      expect(puts).toEqual(['b1 201', 'cib-inputs-X 201', 'b2 201', 'b3 201', 'b4 201', 'cib-inputs-X 201', 'b5 201']);
+      // A build of the same inputs from the cache makes the image the skip reuses: the same layers and runtime configuration
+      // (the digest may differ: buildah writes the build time into the configuration).
+      expect(rebuilt.report).toMatchObject({ reused: false, stepsExecuted: 0 });
+      const [reusedContent, rebuiltContent] = await Promise.all([changed, rebuilt].map(b => imageContent(run.repos.app, b.exports.IMAGE_DIGEST)));
+      expect(rebuiltContent.diffIds.length).toBeGreaterThan(1);
+      expect(rebuiltContent).toEqual(reusedContent);
     });
   });
 }

@@ -6,6 +6,7 @@
  * - a cache fault never fails a build;
  * - an app push fault, or the whole registry down as the build starts, fails the build with the engine's error, unless
  *   the engine's own retries got the image through;
+ * - a fault in the skip of an unchanged build (the record's reads, the retag's write) never fails a build: it builds instead;
  * - nothing half-written is taken for a good image or a good cache: a build that succeeds pushed an image that pulls
  *   and runs with the content it was built from, at the digest it exported; the next build (no fault) succeeds, runs
  *   every step its inputs need (no stale hit) and no more than without the faulted build's cache, and pushes a good
@@ -30,7 +31,7 @@ import {
   BuildResult, Combo, Engine, EngineName, freshRepos, loadEngines, Project, Repos, runBuild, SINGLE, STRATEGY_COMBOS, tagDigest,
 } from './harness';
 
-type Phase = 'cache import' | 'app push' | 'cache export' | 'registry down' | 'cache deleted mid-build' | 'two builds at once' | 'cleanup';
+type Phase = 'cache import' | 'app push' | 'cache export' | 'registry down' | 'cache deleted mid-build' | 'two builds at once' | 'cleanup' | 'retag';
 
 interface FaultCase {
   readonly phase: Phase;
@@ -58,6 +59,11 @@ const CASES: readonly FaultCase[] = [
   { phase: 'cache export', label: 'truncated blob upload', rule: { fault: 'truncate-upload', direction: 'write', times: 1 } },
   { phase: 'cache export', label: '10 s stall', rule: { fault: 'stall', direction: 'write', times: 1, seconds: 10 } },
   { phase: 'cache export', label: 'registry restart (5 s down)', rule: { fault: 'unavailable', direction: 'write', seconds: 5 } },
+  // The skip of an unchanged build (skipUnchangedBuilds): a build records its inputs, the faulted build of the same inputs
+  // reads the record and retags; a fault there means a build, never a failed one.
+  { phase: 'retag', label: 'record unreadable (HTTP 500 on the first app manifest reads)', rule: { fault: 'status-500', direction: 'read', kind: 'manifests', times: 3 } },
+  { phase: 'retag', label: 'retag refused (HTTP 500 on the retag PUT)', rule: { fault: 'status-500', direction: 'write', kind: 'manifests', times: 1 } },
+  { phase: 'retag', label: '10 s stall on the retag PUT', rule: { fault: 'stall', direction: 'write', kind: 'manifests', times: 1, seconds: 10 } },
   // The whole registry (ECR is one registry per account and region) gone as the build starts: the base image and the
   // cache are unreachable alike, so failing with the engine's error is allowed, as for an app push.
   { phase: 'registry down', label: 'registry restart as the build starts (5 s down)', rule: { fault: 'unavailable', direction: 'read', seconds: 5 } },
@@ -199,9 +205,9 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
   };
   // The CodeBuild history the cleanup cases read: every build of this run, as CodeBuild reports a finished build.
   const history: FakeBuild[] = [];
-  const build = async (tag: string, mayFail = false): Promise<BuildResult> => {
+  const build = async (tag: string, mayFail = false, env?: Record<string, string>): Promise<BuildResult> => {
     const startTime = Date.now();
-    const r = await runBuild({ combo, engine, project, repos, branch: 'main', tag, available: new Set(built), control: vars.CIB_REGISTRY_CONTROL, mayFail });
+    const r = await runBuild({ combo, engine, project, repos, branch: 'main', tag, available: new Set(built), control: vars.CIB_REGISTRY_CONTROL, mayFail, env });
     history.push({
       startTime,
       endTime: Math.max(Date.now(), startTime + 1),
@@ -294,18 +300,21 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
         }
         if (faultedOk) await checkImage(r);
       } else {
-        const target = fault.phase === 'app push' ? repos.app : repos.cache;
+        const target = fault.phase === 'app push' || fault.phase === 'retag' ? repos.app : repos.cache;
+        const skip = fault.phase === 'retag' ? { CIB_SKIP_UNCHANGED: 'true' } : undefined;
+        // The record the faulted build looks up: a build of the same inputs.
+        if (skip) await build(`r${n}`, false, skip);
         await control(vars, 'POST', 'faults', { ...fault.rule, repository: target.slice(vars.CIB_REGISTRY.length + 1) });
         let r: BuildResult;
         try {
-          r = await build(`f${n}`, true);
+          r = await build(`f${n}`, true, skip);
         } finally {
           await control(vars, 'DELETE', 'faults');
         }
         faultedOk = r.status === 0;
         const errors = r.log.split('\n').filter(l => /ERROR|WARNING/.test(l));
         buildCell = faultedOk
-          ? `succeeded${/cache export FAILED/.test(r.report?.verdict ?? '') ? ', cache export failed (warned)' : ''}`
+          ? `succeeded${r.report?.reused ? ' (retagged)' : ''}${/cache export FAILED/.test(r.report?.verdict ?? '') ? ', cache export failed (warned)' : ''}`
           : `failed: ${(errors.filter(l => /ERROR/.test(l)).pop() ?? '').replace(/^\[cached-build\] /, '').slice(0, 90)}`;
         if (fault.phase === 'app push' || fault.phase === 'registry down') {
           // Either the engine's error, or a good image its retries got through.
@@ -381,7 +390,8 @@ async function main(): Promise<void> {
   const columns = [...new Set(outcomes.map(o => `${o.combo.recipe}@${o.combo.engine}`))];
   const short = (o: Outcome): string => {
     const build = o.build.startsWith('succeeded, succeeded') ? 'both built'
-      : o.build.startsWith('succeeded') ? `built${/export failed|cleanup failed/.test(o.build) ? ' (warned)' : ''}` : 'failed (error)';
+      : o.build.startsWith('succeeded') ? `${/retagged/.test(o.build) ? 'retagged' : 'built'}${/export failed|cleanup failed/.test(o.build) ? ' (warned)' : ''}`
+        : 'failed (error)';
     return `${build}${o.lost ? ', LOST' : o.held ? '' : ', NOT HELD'}`;
   };
   console.log('');

@@ -214,6 +214,9 @@ export interface BuildResult {
 /** cache-report.json as the report step writes it. */
 export interface CacheReport {
   readonly strategy: string;
+  /** Nothing built: the tag existed (a re-run), or `reusedFrom` (a record tag) had the same inputs. */
+  readonly reused: boolean;
+  readonly reusedFrom: string | null;
   readonly stepsTotal: number;
   readonly stepsCached: number;
   readonly stepsExecuted: number;
@@ -415,6 +418,20 @@ export async function imageConfig(repository: string, digest: string): Promise<R
   return blob.config ?? {};
 }
 
+/** An image's content: its layers' uncompressed digests (the config's rootfs) and its runtime configuration. */
+export async function imageContent(repository: string, digest: string): Promise<{ diffIds: string[]; config: Record<string, unknown> }> {
+  const [registry, ...rest] = repository.split('/');
+  const base = `http://${registry}/v2/${rest.join('/')}`;
+  let manifest = (await (await fetch(`${base}/manifests/${digest}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } })).json()) as Manifest;
+  if (manifest.manifests) {
+    manifest = (await (await fetch(`${base}/manifests/${manifest.manifests[0].digest}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } })).json()) as Manifest;
+  }
+  const blob = (await (await fetch(`${base}/blobs/${manifest.config!.digest}`, { headers: OBSERVE })).json()) as {
+    config?: Record<string, unknown>; rootfs?: { diff_ids?: string[] };
+  };
+  return { diffIds: blob.rootfs?.diff_ids ?? [], config: blob.config ?? {} };
+}
+
 /** Renders our build script for a strategy (the same text the buildspec carries). */
 export function renderScript(strategy: StrategyName): string {
   return new BuildScript({ strategy }).renderScript();
@@ -542,7 +559,12 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
 }
 
 /** A scenario: the changes before each build, on which branch. */
-export interface ScenarioBuild { readonly branch: string; readonly change?: 'app' | 'deps' | 'none' }
+export interface ScenarioBuild {
+  readonly branch: string;
+  readonly change?: 'app' | 'deps' | 'none';
+  /** More environment for this build's script, over the scenario's. */
+  readonly env?: Record<string, string>;
+}
 export interface Scenario {
   readonly name: string;
   readonly title: string;
@@ -627,7 +649,7 @@ export async function runScenario(combo: Combo, scenario: Scenario, engine: Engi
     for (const [i, b] of scenario.builds.entries()) {
       change(b.change);
       const r = await runBuild({
-        combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: availableFor(b.branch), env: options.env,
+        combo, engine, project, repos, branch: b.branch, tag: `b${i + 1}`, available: availableFor(b.branch), env: { ...options.env, ...b.env },
         control: vars.CIB_REGISTRY_CONTROL, keepLocal: options.keepLocal && i > 0, freshHost: options.freshHost,
       });
       remember(b.branch);
