@@ -26,7 +26,10 @@ export const INPUTS_TAG_PREFIX = 'cib-inputs-';
  * instruction boundaries as BuildKit's parser does (a UTF-8 BOM and a `#!` first line dropped; a line continues only when
  * it ends in one backslash, and is joined to the next as it is; comment and blank lines inside a continuation dropped), and
  * gives up where it cannot: a heredoc (whose body a newer frontend reads as text, an older one as instructions), a quoted
- * flag, an `escape` directive, an `ADD` source that could be remote or a variable.
+ * or escaped flag, an `escape` directive, an `ADD` source that could be remote or a variable (or in JSON form), a first line
+ * of another syntax (`// syntax=`, JSON), whitespace BuildKit treats as such and this reader would not (form feeds,
+ * vertical tabs, inner carriage returns, non-ASCII bytes leading a line or in a directive). `ONBUILD X` is read as X: it
+ * runs in the later stages built FROM this one.
  */
 export const INPUTS_AWK = `
 function image(ref, where, stage_index,    r) {
@@ -38,14 +41,16 @@ function image(ref, where, stage_index,    r) {
   if (r == "scratch") return
   print "image", ref
 }
-function instruction(line,    w, nw, i, k, kw, opts, m, o, key, last) {
+function instruction(line,    w, nw, i, k, kw, opts, m, o, key, last, rest) {
   nw = split(line, w, /[ \\t]+/)
   k = 1
   if (w[1] == "") k = 2
   kw = toupper(w[k])
+  # ONBUILD X: X runs in every later stage built FROM this one.
+  if (kw == "ONBUILD") { rest = line; sub(/^[ \\t]*[^ \\t]+[ \\t]*/, "", rest); instruction(rest); return }
   if ((kw == "RUN" || kw == "COPY" || kw == "ADD") && line ~ /<</) { print "unknown a heredoc (" kw " <<)"; return }
   for (i = k + 1; i <= nw && w[i] ~ /^--/; i++) {
-    if (w[i] ~ /["']/) { print "unknown a quoted flag (" w[i] ")"; return }
+    if (w[i] ~ /["'\\\\]/) { print "unknown a quoted or escaped flag (" w[i] ")"; return }
   }
   if (kw == "FROM") {
     for (i = k + 1; i <= nw && w[i] ~ /^--/; i++) { }
@@ -64,6 +69,7 @@ function instruction(line,    w, nw, i, k, kw, opts, m, o, key, last) {
     }
   }
   if (kw == "ADD") {
+    if (w[i] ~ /^\\[/) { print "unknown an ADD in JSON form"; return }
     last = nw
     while (last > i && w[last] == "") last--
     for (; i < last; i++) {
@@ -71,12 +77,20 @@ function instruction(line,    w, nw, i, k, kw, opts, m, o, key, last) {
     }
   }
 }
-BEGIN { cont = ""; directives = 1 }
+BEGIN { cont = ""; directives = 1; vt = sprintf("%c", 11); ff = sprintf("%c", 12); cr = sprintf("%c", 13); high = sprintf("%c", 128) }
 {
   line = $0
   sub(/\\r$/, "", line)
   if (NR == 1 && substr(line, 1, 3) == sprintf("%c%c%c", 239, 187, 191)) line = substr(line, 4)
   if (NR == 1 && line ~ /^#!/) next
+  # Another syntax's directive (// syntax=) or a JSON Dockerfile: a frontend this reader does not know.
+  if (NR == 1 && (line ~ /^[ \\t]*\\/\\// || line ~ /^[ \\t]*[{]/)) { print "unknown a first line in another syntax (" line ")"; exit }
+  # Whitespace BuildKit splits or trims on and this reader does not: form feeds, vertical tabs, carriage returns, and
+  # non-ASCII bytes at the start of a line.
+  if (index(line, vt) || index(line, ff) || index(line, cr)) { print "unknown a line with a form feed, vertical tab or carriage return"; next }
+  lead = line; sub(/^[ \\t]+/, "", lead)
+  if (substr(lead, 1, 1) >= high) { print "unknown a line that starts with a non-ASCII byte"; next }
+  if (directives && line ~ /^[ \\t]*#/ && index(line, "=") && line ~ /[^ -~\\t]/) { print "unknown a directive with a non-ASCII byte"; next }
   if (directives && line ~ /^[ \\t]*#[ \\t]*[A-Za-z][A-Za-z0-9]*[ \\t]*=/) {
     key = line; sub(/^[ \\t]*#[ \\t]*/, "", key); value = key
     sub(/[ \\t]*=.*$/, "", key); sub(/^[^=]*=[ \\t]*/, "", value); sub(/[ \\t]+$/, "", value)
@@ -87,7 +101,7 @@ BEGIN { cont = ""; directives = 1 }
   }
   directives = 0
   if (line ~ /^[ \\t]*#/ || line ~ /^[ \\t]*$/) next
-  if (line ~ /[^\\\\]\\\\[ \\t]*$/) { sub(/\\\\[ \\t]*$/, "", line); cont = cont line; next }
+  if (line ~ /(^|[^\\\\])\\\\[ \\t]*$/) { sub(/\\\\[ \\t]*$/, "", line); cont = cont line; next }
   instruction(cont line)
   cont = ""
 }
@@ -104,7 +118,7 @@ cib_public_digest() {
   command -v curl >/dev/null 2>&1 || return 1
   url="https://$host/v2/$repo/manifests/$reference"
   headers=$(curl -sS --connect-timeout 5 --max-time 20 -I -H "Accept: $accept" "$url" < /dev/null 2>/dev/null | tr -d '\r') || return 1
-  if [ "$(printf '%s\n' "$headers" | awk 'NR == 1 { print $2 }')" = 401 ]; then
+  if [ "$(cib_http_status "$headers")" = 401 ]; then
     challenge=$(printf '%s\n' "$headers" | awk 'tolower($0) ~ /^www-authenticate:[ \t]*bearer[ \t]/ { sub(/^[^:]*:[ \t]*[^ \t]+[ \t]+/, ""); print; exit }')
     realm=$(printf '%s\n' "$challenge" | sed -n 's/.*realm="\\([^"]*\\)".*/\\1/p')
     service=$(printf '%s\n' "$challenge" | sed -n 's/.*service="\\([^"]*\\)".*/\\1/p')
@@ -117,20 +131,31 @@ cib_public_digest() {
     headers=$(printf 'header = "Authorization: Bearer %s"\n' "$token" \
       | curl -sS --connect-timeout 5 --max-time 20 -K - -I -H "Accept: $accept" "$url" 2>/dev/null | tr -d '\r') || return 1
   fi
-  [ "$(printf '%s\n' "$headers" | awk 'NR == 1 { print $2 }')" = 200 ] || return 1
+  [ "$(cib_http_status "$headers")" = 200 ] || return 1
   printf '%s\n' "$headers" | awk 'tolower($0) ~ /^docker-content-digest:/ { sub(/^[^:]*:[ \t]*/, ""); print }' | grep -Em1 '^sha256:[0-9a-f]{64}$'
 }
 
 # CIB_IMAGE_DIGEST: the digest an image reference names now, its own when pinned, else its tag's: in ECR or a local registry
-# with the script's access, elsewhere (Docker Hub included) anonymously. Status 1 (with CIB_INPUTS_WHY): not knowable here.
+# with the script's access, elsewhere (Docker Hub included) anonymously. CIB_IMAGE_NAME: the name as BuildKit's log prints it
+# (docker.io/library/node:20), empty when pinned. Status 1 (with CIB_INPUTS_WHY): not knowable here.
 cib_image_digest() {
   local ref="$1" host="\${1%%/*}" path reference=latest
-  CIB_IMAGE_DIGEST=''
+  CIB_IMAGE_DIGEST='' CIB_IMAGE_NAME=''
   if [[ $ref =~ @(sha256:[0-9a-f]{64})$ ]]; then CIB_IMAGE_DIGEST="\${BASH_REMATCH[1]}"; return 0; fi
   if [[ $ref == *@* ]]; then CIB_INPUTS_WHY="the image $ref names a digest that is not sha256"; return 1; fi
   # A first component with a dot or a port, or localhost, is a registry; otherwise the image is on Docker Hub.
-  if [[ $ref == */* ]] && { [[ $host == *.* || $host == *:* ]] || [ "$host" = localhost ]; }; then path="\${ref#*/}"; else host=docker.io path="$ref"; fi
+  if [[ $ref == */* ]] && { [[ $host == *.* || $host == *:* ]] || [ "$host" = localhost ]; }; then
+    path="\${ref#*/}"
+  elif [ "$CIB_STRATEGY" = buildah ]; then
+    CIB_INPUTS_WHY="the image $ref names no registry, and buildah resolves such names through its registries.conf (name docker.io/…)"
+    return 1
+  else
+    host=docker.io path="$ref"
+  fi
   if [[ \${path##*/} == *:* ]]; then reference="\${path##*:}" path="\${path%:*}"; fi
+  case "$host" in docker.io|index.docker.io|registry-1.docker.io) if [[ $path != */* ]]; then path="library/$path"; fi ;; esac
+  CIB_IMAGE_NAME="$host/$path:$reference"
+  if [[ $CIB_IMAGE_NAME == index.docker.io/* || $CIB_IMAGE_NAME == registry-1.docker.io/* ]]; then CIB_IMAGE_NAME="docker.io/\${CIB_IMAGE_NAME#*/}"; fi
   if cib_is_local_registry "$host" || cib_is_ecr_host "$host"; then
     cib_ecr_password "$host"
     if ! CIB_IMAGE_DIGEST=$(cib_remote_digest "$host/$path:$reference"); then
@@ -139,11 +164,7 @@ cib_image_digest() {
     fi
     return 0
   fi
-  case "$host" in
-    docker.io|index.docker.io|registry-1.docker.io)
-      host=registry-1.docker.io
-      if [[ $path != */* ]]; then path="library/$path"; fi ;;
-  esac
+  case "$host" in docker.io|index.docker.io) host=registry-1.docker.io ;; esac
   if ! CIB_IMAGE_DIGEST=$(cib_public_digest "$host" "$path" "$reference"); then
     CIB_INPUTS_WHY="the digest of the image $ref could not be read anonymously from $host (pin it by digest, or mirror it in ECR)"
     return 1
@@ -178,21 +199,26 @@ cib_context_digest() {
   printf '%s %s\\n' "\${listing%% *}" "\${files%% *}"
 }
 
-# What the engine reads from the environment and the build's own settings beyond the configuration: a variable of BuildKit,
-# buildx, buildah or docker's platform default, SOURCE_DATE_EPOCH, the RUN network.
+# What the engine reads beyond the configuration: variables of BuildKit, buildx, buildah, docker's platform default,
+# SOURCE_DATE_EPOCH, the RUN network; and what builds: the engine's version and this script (its flags). Status 1 when the
+# engine does not answer.
 cib_engine_environment() {
-  local name
+  local name version
   for name in $(compgen -v | LC_ALL=C sort); do
     case "$name" in
-      BUILDKIT_*|BUILDX_*|BUILDAH_*|DOCKER_BUILDKIT|DOCKER_DEFAULT_PLATFORM|SOURCE_DATE_EPOCH|CIB_NETWORK) printf 'env %s=%q\\n' "$name" "\${!name}" ;;
+      BUILDKIT_*|BUILDX_*|BUILDAH_*|DOCKER_BUILDKIT|DOCKER_DEFAULT_PLATFORM|SOURCE_DATE_EPOCH|CIB_NETWORK) printf 'env %s=%q\n' "$name" "\${!name}" ;;
     esac
   done
+  if [ "$CIB_STRATEGY" = buildah ]; then version=$(buildah --version 2>/dev/null) || return 1
+  else version=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || return 1; fi
+  printf 'engine %q\n' "$version"
+  printf 'script %s\n' "$(sha256sum < "\${BASH_SOURCE[0]}" | cut -c 1-64)"
 }
 
 # CIB_INPUTS: the digest of this build's inputs (what a fully cached build's result depends on); status 1 with CIB_INPUTS_WHY.
 cib_inputs_digest() {
-  local refs line name ref bases=() file context
-  CIB_INPUTS='' CIB_INPUTS_WHY=''
+  local refs line name ref bases=() file context engine
+  CIB_INPUTS='' CIB_INPUTS_WHY='' CIB_INPUTS_IMAGES=''
   [ -f "$CIB_DOCKERFILE" ] || { CIB_INPUTS_WHY="no Dockerfile at $CIB_DOCKERFILE"; return 1; }
   [ -d "$CIB_CONTEXT" ] || { CIB_INPUTS_WHY="no context directory at $CIB_CONTEXT"; return 1; }
   refs=$(LC_ALL=C awk "$CIB_INPUTS_AWK" "$CIB_DOCKERFILE") || { CIB_INPUTS_WHY="the Dockerfile could not be read"; return 1; }
@@ -203,8 +229,10 @@ cib_inputs_digest() {
   for ref in $(printf '%s\\n' "$refs" | awk '$1 == "image" { print $2 }' | LC_ALL=C sort -u); do
     cib_image_digest "$ref" || return 1
     bases+=("$ref $CIB_IMAGE_DIGEST")
+    if [ -n "$CIB_IMAGE_NAME" ]; then CIB_INPUTS_IMAGES="\${CIB_INPUTS_IMAGES:+$CIB_INPUTS_IMAGES }$CIB_IMAGE_NAME@$CIB_IMAGE_DIGEST"; fi
   done
   context=$(cib_context_digest) || { CIB_INPUTS_WHY="the build context could not be listed (GNU find is needed)"; return 1; }
+  engine=$(cib_engine_environment) || { CIB_INPUTS_WHY="the engine's version could not be read"; return 1; }
   CIB_INPUTS=$({
     printf 'cached-build inputs v1\\n'
     printf 'strategy %s\\n' "$CIB_STRATEGY"
@@ -213,7 +241,7 @@ cib_inputs_digest() {
     printf 'platform %q\\n' "\${CIB_PLATFORM:-native $(uname -m)}"
     for name in $(printf '%s\\n' "$CIB_ARG_VARS" | LC_ALL=C sort); do printf 'arg %q=%q\\n' "\${name#CIB_BUILD_ARG_}" "\${!name}"; done
     for line in "\${CIB_SECRET_LIST[@]}"; do printf 'secret %q\\n' "\${line%%=*}"; done | LC_ALL=C sort
-    cib_engine_environment
+    printf '%s\n' "$engine"
     for line in "\${bases[@]}"; do printf 'image %s\\n' "$line"; done
     printf 'dockerfile %s\\n' "$(sha256sum < "$CIB_DOCKERFILE" | cut -c 1-64)"
     for file in "$CIB_CONTEXT/.dockerignore" "$CIB_CONTEXT/.containerignore" "$CIB_DOCKERFILE.dockerignore"; do
@@ -291,6 +319,15 @@ cib_record_inputs() {
     cib_warn "inputs changed while the image was built (a base image's tag moved?): not recorded"
     return 0
   fi
+  # BuildKit's log names the digest it built each image on: another one (a registry mirror, a local copy) is not these inputs.
+  local entry used
+  for entry in $CIB_INPUTS_IMAGES; do
+    used=$(grep -oE "\${entry%@*}@sha256:[0-9a-f]{64}" "$CIB_WORK_DIR/build.log" 2>/dev/null | grep -v -m 1 -F "$entry" || true)
+    if [ -n "$used" ]; then
+      cib_warn "the engine built on $used, not on \${entry#*@}: inputs not recorded"
+      return 0
+    fi
+  done
   if cib_retag "$APP_REPOSITORY_URI@$IMAGE_DIGEST" "$APP_REPOSITORY_URI:$CIB_INPUTS_TAG"; then
     cib_log "inputs recorded: $APP_REPOSITORY_URI:$CIB_INPUTS_TAG"
   else

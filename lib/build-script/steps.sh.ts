@@ -56,8 +56,9 @@ cib_build_flags() {
   done
   if [ -n "$CIB_TARGET" ]; then CIB_FLAGS+=("--target=$CIB_TARGET"); fi
   if [ -n "$CIB_PLATFORM" ]; then CIB_FLAGS+=("--platform=$CIB_PLATFORM"); fi
-  # A build whose inputs will be recorded builds on the base images the inputs name, not on an older copy in the engine's store.
-  if [ -n "\${CIB_INPUTS_TAG:-}" ]; then CIB_FLAGS+=(--pull); fi
+  # A build whose inputs will be recorded builds on the base images the inputs name, not on an older copy in the engine's store
+  # (the build step's invocation only: the cache step builds what the build step built).
+  if [ -n "\${CIB_INPUTS_TAG:-}" ] && [ "\${CIB_PULL:-}" = true ]; then CIB_FLAGS+=(--pull); fi
   if [ -n "\${CIB_NETWORK:-}" ]; then CIB_FLAGS+=("--network=$CIB_NETWORK"); fi
 }
 
@@ -90,13 +91,18 @@ cib_registry_curl() {
   fi
 }
 
+# The status of the last answer in curl's headers (behind a proxy, its CONNECT answer comes first).
+cib_http_status() {
+  printf '%s\\n' "$1" | awk '/^HTTP\\// { s = $2 } END { print s }'
+}
+
 # The digest a tag points to in its registry, read with one HEAD request. Status 0: printed; 1: the tag does not
 # exist; 2: cannot tell (no curl, a registry we hold no credentials for, an error).
 cib_remote_digest() {
   local headers status
   headers=$(cib_registry_curl "$1" -I) || return 2
   headers=$(printf '%s\\n' "$headers" | tr -d '\\r')
-  status=$(printf '%s\\n' "$headers" | awk 'NR == 1 { print $2 }')
+  status=$(cib_http_status "$headers")
   case "$status" in
     200) printf '%s\\n' "$headers" | awk 'tolower($0) ~ /^docker-content-digest:/ { sub(/^[^:]*: */, ""); print }' \\
       | grep -Em1 '^sha256:[0-9a-f]{64}$' || return 2 ;;
@@ -228,6 +234,7 @@ cib_step_build() {
     return 0
   fi
   trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
+  local CIB_PULL=true
   cib_build_flags
   if declare -F cib_engine_prepare >/dev/null; then cib_engine_prepare; fi
   # What the cache repository holds before this build exports anything, read while the engine builds.

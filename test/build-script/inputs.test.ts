@@ -26,8 +26,13 @@ describe('the images a Dockerfile needs', () => {
     expect(read([
       '# syntax=docker/dockerfile:1', 'FROM --platform=$BUILDPLATFORM node:20 AS Build', 'RUN --mount=type=cache,target=/x --MOUNT=type=bind,FROM=build,target=/y true',
       'FROM scratch', 'COPY --from=BUILD /a /a', 'COPY --from=0 /a /b', 'COPY --from=busybox:1 /bin/sh /sh',
-      'RUN --mount=type=bind,From=alpine:3,target=/z true', 'ONBUILD COPY --from=ignored:1 /a /a', '',
+      'RUN --mount=type=bind,From=alpine:3,target=/z true', '',
     ].join('\n'))).toEqual(['image docker/dockerfile:1', 'image node:20', 'image busybox:1', 'image alpine:3']);
+  });
+
+  test('ONBUILD X is read as X: it runs in the later stages built FROM this one', () => {
+    expect(read('FROM alpine:3 AS a\nONBUILD COPY --from=node:20 /n /n\nFROM a\n')).toEqual(['image alpine:3', 'image node:20']);
+    expect(read('FROM alpine:3 AS a\nONBUILD ADD https://x.example/a /a\nFROM a\n')).toContainEqual(expect.stringMatching(/^unknown an ADD source/));
   });
 
   test('continuations join as BuildKit joins them: as they are, and only after a single backslash', () => {
@@ -35,6 +40,8 @@ describe('the images a Dockerfile needs', () => {
     expect(read('FROM a.example/b:1\nRUN --mount=type=bind,target=/x,from=\\\nalpine:3 true\n')).toEqual(['image a.example/b:1', 'image alpine:3']);
     // A line ending in two backslashes ends there: the COPY is an instruction of its own.
     expect(read('FROM a.example/b:1\nRUN echo C:\\\\\nCOPY --from=alpine:latest /x /y\n')).toEqual(['image a.example/b:1', 'image alpine:latest']);
+    // A line that is only a backslash continues too: the FROM below is part of the RUN, and node is an image, not a stage.
+    expect(read('FROM a.example/b:1\nRUN echo \\\n\\\nFROM alpine AS node\nCOPY --from=node /a /b\n')).toEqual(['image a.example/b:1', 'image node']);
     // Comment and blank lines inside a continuation are dropped.
     expect(read('FROM a.example/b:1\nRUN --mount=type=cache,target=/x \\\n# a comment\n\n  --mount=from=busybox:1,target=/b true\n'))
       .toEqual(['image a.example/b:1', 'image busybox:1']);
@@ -53,8 +60,17 @@ describe('the images a Dockerfile needs', () => {
   test.each([
     ['a heredoc', 'FROM a.example/b:1\nCOPY <<EOF /t\nFROM scratch AS node\nEOF\nCOPY --from=node /t /u\n', 'unknown a heredoc (COPY <<)'],
     ['a quoted flag', 'FROM a.example/b:1\nRUN --mount="type=cache,target=/my cache" --mount=type=bind,from=alpine:3,target=/x true\n',
-      'unknown a quoted flag (--mount="type=cache,target=/my)'],
-    ['a quoted mount key', 'FROM a.example/b:1\nRUN --mount=type=bind,"from=busybox:1",target=/b true\n', 'unknown a quoted flag'],
+      'unknown a quoted or escaped flag (--mount="type=cache,target=/my)'],
+    ['a quoted mount key', 'FROM a.example/b:1\nRUN --mount=type=bind,"from=busybox:1",target=/b true\n', 'unknown a quoted or escaped flag'],
+    ['an escaped flag', 'FROM a.example/b:1\nCOPY --fr\\om=node:20 /a /b\n', 'unknown a quoted or escaped flag'],
+    ['a JSON-form ADD', 'FROM a.example/b:1\nADD ["https://x.example/a","/y"]\n', 'unknown an ADD in JSON form'],
+    ['a form feed', 'FROM\fnode:20\n', 'unknown a line with a form feed'],
+    ['a vertical tab', 'FROM a.example/b:1\nCOPY\v--from=node:20 /a /b\n', 'unknown a line with a form feed, vertical tab'],
+    ['an inner carriage return', 'FROM a.example/b:1\nADD https://x\r/y\n', 'unknown a line with a form feed, vertical tab or carriage return'],
+    ['a leading no-break space', '\u00a0FROM node:20\n', 'unknown a line that starts with a non-ASCII byte'],
+    ['a directive with a non-ASCII byte', '#\u00a0syntax=evil/frontend:1\nFROM a.example/b:1\n', 'unknown a directive with a non-ASCII byte'],
+    ['a // syntax line', '// syntax=evil/frontend:1\nFROM a.example/b:1\n', 'unknown a first line in another syntax'],
+    ['a JSON Dockerfile', '{"syntax":"evil/frontend:1"}\n', 'unknown a first line in another syntax'],
     ['a variable ADD source', 'FROM a.example/b:1\nARG SRC=https://x.example/latest.tgz\nADD ${SRC} /opt/\n', 'unknown an ADD source that may be remote or a variable (${SRC})'],
     ['an ssh git ADD source', 'FROM a.example/b:1\nADD ci@git.example.com:org/repo.git /src\n', 'unknown an ADD source that may be remote'],
     ['a variable in FROM', 'ARG V=20\nFROM node:${V}\n', "unknown a variable in the image reference 'node:${V}' (FROM)"],
@@ -65,5 +81,7 @@ describe('the images a Dockerfile needs', () => {
 
   test('ADD of context files, and COPY of anything from the context, need nothing', () => {
     expect(read('FROM a.example/b:1\nADD app.tar.gz /app\nCOPY ${DIR} /x\nADD --chown=1:1 ./a ./b /c/\n')).toEqual(['image a.example/b:1']);
+    // A CRLF file is read like an LF one; non-ASCII text inside an instruction is fine.
+    expect(read('FROM a.example/b:1\r\nLABEL note="caf\u00e9"\r\nCOPY --from=alpine:3 /a /b\r\n')).toEqual(['image a.example/b:1', 'image alpine:3']);
   });
 });

@@ -1077,7 +1077,7 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(build('c1').exports.IMAGE_REUSED).toBe('false');
     const second = build('c2');
     expect(second.exports.IMAGE_REUSED).toBe('true');
-    expect(second.calls.filter(c => c.includes('/v2/base/') || c.includes('node'))).toEqual([]);
+    expect(second.calls.filter(c => c.includes('/v2/base/') || c.includes('node') || c.includes('dockerfile'))).toEqual([]);
   });
 
   test('what the engine reads beyond the configuration counts too: its platform default, SOURCE_DATE_EPOCH, the RUN network, BUILDKIT_*', () => {
@@ -1136,6 +1136,49 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(build('c3').exports.IMAGE_REUSED).toBe('false');
     write('docs/a.txt', 'c\n');
     expect(build('c4').exports.IMAGE_REUSED).toBe('false');
+  });
+
+  test('the engine\'s version and the script itself count: an upgrade of either builds', () => {
+    project();
+    expect(build('c1').exports.IMAGE_REUSED).toBe('false');
+    expect(build('c2', {}, { FAKE_DOCKER_VERSION: '26.1.6' }).exports.IMAGE_REUSED).toBe('false');
+    expect(build('c3', {}, { FAKE_DOCKER_VERSION: '26.1.6' }).exports.IMAGE_REUSED).toBe('true');
+    // Another strategy is another script.
+    expect(build('c4', { strategy: 'inline' }, { FAKE_DOCKER_VERSION: '26.1.6' }).exports.IMAGE_REUSED).toBe('false');
+  });
+
+  test('buildah: an image named without a registry is not known (buildah resolves short names through registries.conf)', () => {
+    project('FROM node:20\n');
+    const r = build('c1', { strategy: 'buildah' }, { FAKE_BUILDAH_LOGS: path.join(FIXTURES, 'logs', 'real-buildah-steps-pulled.log') });
+    expect(r.stderr).toContain('the image node:20 names no registry, and buildah resolves such names through its registries.conf');
+  });
+
+  test('BuildKit\'s log names another digest for a base (a registry mirror, a local copy): the inputs are not recorded', () => {
+    project();
+    const log = path.join(tmp, 'other-base.log');
+    fs.writeFileSync(log, fs.readFileSync(path.join(FIXTURES, 'logs', 'buildkit-mixed.log'), 'utf8')
+      .replace(/#3 \[1\/4\] FROM \S+/, `#3 [1/4] FROM ${BASE}@${digestOf(0xbad)}`));
+    const r = run({ context: 'p', dockerfile: 'p/Dockerfile' }, { CACHE_BRANCH: 'main', IMAGE_TAG: 'c1', FAKE_LOG: log }, 'buildkit-mixed.log', true);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`the engine built on ${BASE}@${digestOf(0xbad)}, not on ${digestOf(0xba5e)}: inputs not recorded`);
+    expect(records()).toEqual([]);
+    // The same log naming the digest the inputs have: recorded.
+    fs.writeFileSync(log, fs.readFileSync(log, 'utf8').replace(digestOf(0xbad), digestOf(0xba5e)));
+    build('c2', {}, { FAKE_LOG: log });
+    expect(records()).toHaveLength(1);
+  });
+
+  test('--pull is the build\'s only: the cache export builds what the build built', () => {
+    project();
+    const r = build('c1');
+    expect(cacheTo(r)).toHaveLength(1);
+    expect(cacheTo(r)[0]).not.toContain('--pull');
+  });
+
+  test('behind an HTTPS proxy (its CONNECT answer first in the headers) the skip works the same', () => {
+    project();
+    expect(build('c1', {}, { FAKE_PROXY: '1' }).exports.IMAGE_REUSED).toBe('false');
+    expect(build('c2', {}, { FAKE_PROXY: '1' }).exports.IMAGE_REUSED).toBe('true');
   });
 
   test('a retag ECR refuses (1000 tags on the image) means a build, with the reason', () => {
