@@ -287,7 +287,8 @@ cib_skip_unchanged() {
   digest=$(cib_remote_digest "$APP_REPOSITORY_URI:$record") || status=$?
   case "$status" in
     0)
-      if cib_retag "$APP_REPOSITORY_URI@$digest" "$IMAGE_URI"; then
+      # A PUT the registry took but whose answer was lost still tagged the image: a build would then push to a taken tag.
+      if cib_retag "$APP_REPOSITORY_URI@$digest" "$IMAGE_URI" || [ "$(cib_remote_digest "$IMAGE_URI" || true)" = "$digest" ]; then
         cib_state_set IMAGE_REUSED true
         cib_state_set IMAGE_REUSED_FROM "$record"
         cib_state_set IMAGE_DIGEST "$digest"

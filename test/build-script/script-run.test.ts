@@ -1181,6 +1181,15 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(build('c2', {}, { FAKE_PROXY: '1' }).exports.IMAGE_REUSED).toBe('true');
   });
 
+  test('a retag the registry took but whose answer was lost is a retag, not a build that pushes to a taken immutable tag', () => {
+    project();
+    const first = build('c1');
+    const r = build('c2', {}, { FAKE_PUT_ANSWER_LOST: '1' });
+    expect(r.status).toBe(0);
+    expect(r.exports).toMatchObject({ IMAGE_REUSED: 'true', IMAGE_DIGEST: first.exports.IMAGE_DIGEST });
+    expect(engineCalls(r)).toEqual([]);
+  });
+
   test('a retag ECR refuses (1000 tags on the image) means a build, with the reason', () => {
     project();
     build('c1');

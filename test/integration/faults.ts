@@ -61,7 +61,8 @@ const CASES: readonly FaultCase[] = [
   { phase: 'cache export', label: 'registry restart (5 s down)', rule: { fault: 'unavailable', direction: 'write', seconds: 5 } },
   // The skip of an unchanged build (skipUnchangedBuilds): a build records its inputs, the faulted build of the same inputs
   // reads the record and retags; a fault there means a build, never a failed one.
-  { phase: 'retag', label: 'record unreadable (HTTP 500 on the first app manifest reads)', rule: { fault: 'status-500', direction: 'read', kind: 'manifests', times: 3 } },
+  // The script's two reads of the app repository before it decides (the commit's tag, the record): a third would be the engine's push.
+  { phase: 'retag', label: 'record unreadable (HTTP 500 on both of its app manifest reads)', rule: { fault: 'status-500', direction: 'read', kind: 'manifests', times: 2 } },
   { phase: 'retag', label: 'retag refused (HTTP 500 on the retag PUT)', rule: { fault: 'status-500', direction: 'write', kind: 'manifests', times: 1 } },
   { phase: 'retag', label: '10 s stall on the retag PUT', rule: { fault: 'stall', direction: 'write', kind: 'manifests', times: 1, seconds: 10 } },
   // The whole registry (ECR is one registry per account and region) gone as the build starts: the base image and the
