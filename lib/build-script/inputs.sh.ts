@@ -113,8 +113,7 @@ export const INPUTS_SHELL = `# The digest a tag points to in a registry that han
 # its realm (https only), the HEAD again with the token on curl's stdin. Status 1: not readable anonymously.
 cib_public_digest() {
   local host="$1" repo="$2" reference="$3" url headers challenge realm service scope token=''
-  local accept='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json,'
-  accept="$accept application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+  local accept="$CIB_MANIFEST_ACCEPT"
   command -v curl >/dev/null 2>&1 || return 1
   url="https://$host/v2/$repo/manifests/$reference"
   headers=$(curl -sS --connect-timeout 5 --max-time 20 -I -H "Accept: $accept" "$url" < /dev/null 2>/dev/null | tr -d '\r') || return 1

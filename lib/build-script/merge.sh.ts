@@ -39,8 +39,7 @@ export const MERGE_SHELL = `cib_step_merge() {
     code=$(cib_registry_curl "$ref" -D "$dir/$i.headers" -o "$dir/$i.json" -w '%{http_code}') || code=000
     [ "$code" = 200 ] || cib_die "the $p image $ref could not be read (HTTP $code): the merge runs after every platform's build has pushed its image"
     # Media types are case-insensitive and may carry parameters (RFC 9110 8.3.1).
-    media=$(tr -d '\r' < "$dir/$i.headers" | awk 'tolower($0) ~ /^content-type:/ { sub(/^[^:]*:[ \t]*/, ""); sub(/[ \t]*;.*/, "");
-      sub(/[ \t]+$/, ""); m = tolower($0) } END { print m }')
+    media=$(cib_content_type "$dir/$i.headers")
     case "$media" in
       application/vnd.oci.image.manifest.v1+json) index_type=application/vnd.oci.image.index.v1+json ;;
       application/vnd.docker.distribution.manifest.v2+json) ;;

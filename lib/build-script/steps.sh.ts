@@ -34,6 +34,10 @@ cib_load_state() {
   fi
 }
 
+# The manifest types a registry request accepts: image indexes and manifests, OCI and Docker.
+CIB_MANIFEST_ACCEPT='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json,'
+CIB_MANIFEST_ACCEPT="$CIB_MANIFEST_ACCEPT application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+
 cib_is_ecr_host() { printf '%s' "$1" | grep -Eq '${ECR_HOST_PATTERN}'; }
 cib_ecr_region() { printf '%s' "$1" | cut -d . -f 4; }
 
@@ -75,8 +79,7 @@ cib_ecr_password() {
 # we hold no credentials for, or no curl.
 cib_registry_curl() {
   local host="\${1%%/*}" rest="\${1#*/}" repo reference
-  local accept='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json,'
-  accept="$accept application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+  local accept="$CIB_MANIFEST_ACCEPT"
   shift
   if [[ $rest == *@* ]]; then repo="\${rest%@*}" reference="\${rest#*@}"; else repo="\${rest%:*}" reference="\${rest##*:}"; fi
   command -v curl >/dev/null 2>&1 || return 2

@@ -408,14 +408,7 @@ export async function tagDigest(repository: string, tag: string): Promise<string
 
 /** The configuration (`config` of the image config blob) of the image a digest names; the first manifest of an index. */
 export async function imageConfig(repository: string, digest: string): Promise<Record<string, unknown>> {
-  const [registry, ...rest] = repository.split('/');
-  const base = `http://${registry}/v2/${rest.join('/')}`;
-  let manifest = (await (await fetch(`${base}/manifests/${digest}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } })).json()) as Manifest;
-  if (manifest.manifests) {
-    manifest = (await (await fetch(`${base}/manifests/${manifest.manifests[0].digest}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } })).json()) as Manifest;
-  }
-  const blob = (await (await fetch(`${base}/blobs/${manifest.config!.digest}`, { headers: OBSERVE })).json()) as { config?: Record<string, unknown> };
-  return blob.config ?? {};
+  return (await imageContent(repository, digest)).config;
 }
 
 /** An image's content: its layers' uncompressed digests (the config's rootfs) and its runtime configuration. */
