@@ -356,7 +356,9 @@ export class Engine {
   }
 
   private newBuildahStorage(): void {
-    this.buildahRoot = fs.mkdtempSync(path.join('/var/tmp', 'cib-buildah-'));
+    // On the engines' own filesystem (engines.sh: this machine's root filesystem has no journal, and there a storage made right
+    // after the last one was removed spends seconds in the kernel on every file it creates).
+    this.buildahRoot = fs.mkdtempSync(path.join(this.vars.CIB_ENGINES_SCRATCH || '/var/tmp', 'cib-buildah-'));
     const conf = fs.readFileSync(this.vars.CIB_BUILDAH_STORAGE_TEMPLATE, 'utf8').replace(/@ROOT@/g, this.buildahRoot);
     fs.writeFileSync(path.join(this.buildahRoot, 'storage.conf'), conf);
   }
