@@ -81,8 +81,10 @@ BASE_IMAGE=$REGISTRY/cib/base:1
 MULTI_BASE_IMAGE=$REGISTRY/cib/base-multi:1
 MULTI_BASE_PLATFORMS=linux/amd64,linux/386
 
+# pigz: CodeBuild's standard images ship it, and docker and containerd decompress layers with unpigz when it is on their
+# PATH (AWS contract register, CB12); without it they use Go's gzip, slower than what a CodeBuild host runs.
 APT_PACKAGES=(docker.io buildah docker-registry busybox-static runc containerd
-  tini shellcheck curl ca-certificates uidmap fuse-overlayfs patchelf)
+  tini shellcheck curl ca-certificates uidmap fuse-overlayfs patchelf pigz)
 # Unpacked into D26_ROOT.
 D26_PACKAGES=(docker.io docker-cli docker-buildx containerd)
 # Unpacked into BUILDAH_ROOT (buildah 1.39 and what it needs that Debian 12 lacks).
@@ -826,6 +828,8 @@ cmd_down() {
 cmd_up() {
   local t0=$SECONDS
   apt_install
+  # The daemons inherit this PATH: they decompress with unpigz as CodeBuild's docker does (CB12), or the times differ.
+  command -v unpigz >/dev/null || die "unpigz (Debian package pigz) is not on PATH: the engines would decompress layers more slowly than CodeBuild's docker"
   trixie_fetch
   trixie_unpack
   make_client_dirs
