@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   console.log(`real-workload benchmark, ${date}, this 2-core machine: ${REAL_SCENARIO.title}; every build on a wiped builder`
     + `${freshHost ? ' (docker restarted with empty data roots: a fresh host)' : ', BuildKit state kept (BENCH_KEEP_BUILDKIT=1)'}`
     + `; our rows ${skip ? 'skip an unchanged build (the default)' : 'build an unchanged build (BENCH_SKIP_UNCHANGED=0)'}`
-    + `; engines' data on ${vars.CIB_ENGINES_FS === 'ext4' ? 'a new ext4 with a journal' : 'the root filesystem (CIB_ENGINES_FS=dir)'}`);
+    + `; engines' data on ${vars.CIB_ENGINES_FS === 'ext4' ? 'a new ext4 with a journal' : `the data dir's own filesystem (CIB_ENGINES_FS ${vars.CIB_ENGINES_FS ?? 'unset'})`}`);
   console.log('');
   console.log('| recipe | engine | executed/ideal steps per build | at ideal | wall s per build | MB pulled / pushed per build | '
     + 'pushed / new blobs | warm median | build step + cache step (medians) | warm/floor | no-op |');

@@ -84,7 +84,7 @@ MULTI_BASE_PLATFORMS=linux/amd64,linux/386
 # pigz: CodeBuild's standard images ship it, and docker and containerd decompress layers with unpigz when it is on their
 # PATH (AWS contract register, CB12); without it they use Go's gzip, slower than what a CodeBuild host runs.
 APT_PACKAGES=(docker.io buildah docker-registry busybox-static runc containerd
-  tini shellcheck curl ca-certificates uidmap fuse-overlayfs patchelf pigz)
+  tini shellcheck curl ca-certificates uidmap fuse-overlayfs patchelf pigz e2fsprogs)
 # Unpacked into D26_ROOT.
 D26_PACKAGES=(docker.io docker-cli docker-buildx containerd)
 # Unpacked into BUILDAH_ROOT (buildah 1.39 and what it needs that Debian 12 lacks).
@@ -780,21 +780,47 @@ mount_data_fs() {
   esac
   mkdir -p "$CACHE_DIR"
   rm -f "$DATA_FS_IMAGE"
-  if truncate -s "$DATA_FS_SIZE" "$DATA_FS_IMAGE" \
-    && mkfs.ext4 -q -F -j -L cib-engines -E lazy_itable_init=1,lazy_journal_init=1,nodiscard "$DATA_FS_IMAGE" \
-    && mount -o loop,noinit_itable "$DATA_FS_IMAGE" "$DATA_DIR"; then
+  local step="" need avail
+  need=$(numfmt --from=iec "$DATA_FS_SIZE" 2>/dev/null) || die "CIB_ENGINES_FS_SIZE must be a size such as 40G, not '$DATA_FS_SIZE'"
+  avail=$(($(stat -f -c '%a * %S' "$CACHE_DIR")))
+  if ((avail < need)); then
+    step="free space: $CACHE_DIR has $(numfmt --to=iec "$avail") free, the file may grow to $DATA_FS_SIZE (CIB_ENGINES_FS_SIZE)"
+  elif ! truncate -s "$DATA_FS_SIZE" "$DATA_FS_IMAGE" 2>>"$LOG_DIR/data-fs.log"; then
+    step="truncate"
+  elif ! mkfs.ext4 -q -F -j -L cib-engines -E lazy_itable_init=1,lazy_journal_init=1,nodiscard "$DATA_FS_IMAGE" >>"$LOG_DIR/data-fs.log" 2>&1; then
+    step="mkfs.ext4"
+  elif ! mount -o loop,noinit_itable "$DATA_FS_IMAGE" "$DATA_DIR" 2>>"$LOG_DIR/data-fs.log"; then
+    step="mount -o loop (no loop device?)"
+  fi
+  if [[ -z $step ]]; then
     DATA_FS_USED="ext4"
     log "engines' data on a new ext4 with a journal ($DATA_FS_IMAGE, $DATA_FS_SIZE sparse) at $DATA_DIR"
     return 0
   fi
-  warn "could not mount a new ext4 at $DATA_DIR (loop device?): the engines' data stays on the root filesystem"
+  warn "could not make the engines' ext4 at $DATA_DIR ($step; log: $LOG_DIR/data-fs.log): the data stays on the root filesystem, where the benchmarks' fresh hosts are slow"
   rm -f "$DATA_FS_IMAGE"
-  DATA_FS_USED="dir"
+  DATA_FS_USED="dir-fallback"
+}
+
+# trim_data_fs: gives the sparse file back the blocks of what was just deleted (the filesystem reuses them anyway, but its
+# allocator spreads over block groups, and without this the file would grow toward its full size over a long session).
+trim_data_fs() {
+  [[ $DATA_FS == ext4 ]] && mountpoint -q "$DATA_DIR" || return 0
+  fstrim "$DATA_DIR" 2>/dev/null || true
 }
 
 # unmount_data_fs: DATA_DIR's own filesystem (if mounted) unmounted, its file removed.
 unmount_data_fs() {
   unmount_under "$DATA_DIR"
+  [[ -e $DATA_FS_IMAGE ]] || return 0
+  local loops
+  loops=$(losetup -j "$DATA_FS_IMAGE" 2>/dev/null | cut -d: -f1 | tr '\n' ' ')
+  if [[ -n ${loops// /} ]]; then
+    # A lazy unmount leaves the loop device holding the file until its last user goes: removing the file now would hide
+    # the space it takes. The next `up` removes it.
+    warn "$DATA_FS_IMAGE is still attached ($loops): something still uses $DATA_DIR; not removing it"
+    return 0
+  fi
   rm -f "$DATA_FS_IMAGE"
 }
 
@@ -829,15 +855,23 @@ cmd_up() {
   local t0=$SECONDS
   apt_install
   # The daemons inherit this PATH: they decompress with unpigz as CodeBuild's docker does (CB12), or the times differ.
-  command -v unpigz >/dev/null || die "unpigz (Debian package pigz) is not on PATH: the engines would decompress layers more slowly than CodeBuild's docker"
+  local p
+  for p in "$SYS_PATH" "$D26_PATH"; do
+    PATH=$p command -v unpigz >/dev/null \
+      || die "unpigz (Debian package pigz) is not on the daemons' PATH ($p): they would decompress layers more slowly than docker on CodeBuild's images"
+  done
   trixie_fetch
   trixie_unpack
   make_client_dirs
 
   cmd_down >/dev/null 2>&1 || true
+  if mountpoint -q "$DATA_DIR"; then
+    die "$DATA_DIR is still a mount point after stopping the engines (something still uses it): unmount it and run up again"
+  fi
   rm -rf "$DATA_DIR" "$RUN_DIR"
+  mkdir -p "$LOG_DIR"
   mount_data_fs
-  mkdir -p "$DATA_DIR/scratch" "$RUN_DIR" "$LOG_DIR"
+  mkdir -p "$DATA_DIR/scratch" "$RUN_DIR"
   chmod 700 "$RUN_DIR"
 
   local started=() failed=() e
@@ -920,7 +954,8 @@ export CIB_D26_DOCKER_CONFIG=$DATA_DIR/d26-docker-config
 # Storage driver: $BUILDAH_DRIVER
 export CIB_BUILDAH_BIN=$CACHE_DIR/buildah/bin
 export CIB_BUILDAH_STORAGE_TEMPLATE=$BUILDAH_TEMPLATE
-# where the engines' data lives: ext4 (a new one with a journal, at the data dir) or dir (the root filesystem)
+# where the engines' data lives: ext4 (a new one with a journal, at the data dir), dir (the root filesystem,
+# CIB_ENGINES_FS=dir) or dir-fallback (the ext4 could not be made: see the warning of up)
 export CIB_ENGINES_FS=$DATA_FS_USED
 # scratch space on that filesystem (buildah storages of the tests and benchmarks)
 export CIB_ENGINES_SCRATCH=$DATA_DIR/scratch
@@ -967,6 +1002,7 @@ remove_state() {
     unmount_under "$dir"
     rm -rf "$dir"
   done
+  trim_data_fs
 }
 
 # fresh-d20: docker 20.10 restarted with none of its state (images, layers, BuildKit's cache keys and records), as a CodeBuild
