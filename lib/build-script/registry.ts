@@ -32,6 +32,7 @@ export function registryEngine(): EngineScript {
   command -v docker >/dev/null 2>&1 || cib_die 'docker is not installed: the registry strategy needs docker with the buildx plugin'
   docker buildx version >/dev/null 2>&1 \\
     || cib_die 'docker buildx is not available: install the buildx plugin, or use the inline strategy'
+  cib_state_set CIB_HAS_BUILDX 1
 }
 
 cib_engine_login() {
@@ -154,8 +155,9 @@ cib_engine_cache_push() {
     cib_inline_cache_push
     return
   fi
+  # --output type=cacheonly: no image. Without an output the docker driver loads the result into docker's image store.
   BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
-    "\${CIB_FLAGS[@]}" \\
+    "\${CIB_FLAGS[@]}" --output type=cacheonly \\
     --cache-to "type=registry,ref=$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG,mode=max,image-manifest=true,oci-mediatypes=true" \\
     "$CIB_CONTEXT" > "$CIB_WORK_DIR/cache-push.log" 2>&1
 }

@@ -31,9 +31,17 @@ cib_manifest_blobs() {
  * Cache bytes for the docker strategies: the blobs of the refs read and written before the export, against
  * the blobs of the written ref after it. Shared by the registry and inline engines.
  */
-export const DOCKER_CACHE_BYTES_SHELL = `# The raw manifest of a ref in the registry (buildx imagetools where available, else docker manifest).
+export const DOCKER_CACHE_BYTES_SHELL = `# Whether docker has buildx (CIB_HAS_BUILDX), asked once: a docker CLI start costs 0.1 s of CPU, at the time the engine pulls.
+cib_probe_buildx() {
+  if [ -z "\${CIB_HAS_BUILDX:-}" ]; then
+    if docker buildx version >/dev/null 2>&1; then CIB_HAS_BUILDX=1; else CIB_HAS_BUILDX=0; fi
+  fi
+}
+
+# The raw manifest of a ref in the registry (buildx imagetools where available, else docker manifest).
 cib_raw_manifest() {
-  if docker buildx version >/dev/null 2>&1; then
+  cib_probe_buildx
+  if [ "$CIB_HAS_BUILDX" = 1 ]; then
     docker buildx imagetools inspect --raw "$1" 2>/dev/null
   else
     local insecure=()
@@ -70,6 +78,7 @@ cib_cache_refs_all() {
 # What the cache repository holds for those refs before the export.
 cib_engine_cache_snapshot() {
   local ref
+  cib_probe_buildx
   for ref in $(cib_cache_refs_all); do
     cib_ref_blobs "$CACHE_REPOSITORY_URI:$ref"
   done | sort -u > "$CIB_WORK_DIR/cache-before.txt"
@@ -79,6 +88,7 @@ cib_engine_cache_snapshot() {
 # (FILENAME, not NR == FNR: the snapshot is empty on a branch's first build.)
 cib_engine_cache_bytes() {
   local ref
+  cib_probe_buildx
   for ref in $(cib_engine_written_refs); do cib_ref_blobs "$CACHE_REPOSITORY_URI:$ref"; done | sort -u \\
     | awk 'FILENAME == ARGV[1] { seen[$1] = 1; next } !($1 in seen) { s += $2 } END { print s + 0 }' "$CIB_WORK_DIR/cache-before.txt" -
 }`;

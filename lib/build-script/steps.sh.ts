@@ -121,15 +121,17 @@ export const STEPS_SHELL = `cib_step_setup() {
 }
 
 cib_step_login() {
-  local host region
+  local host region password
   for host in $(cib_registry_hosts; cib_engine_login_hosts); do
     if cib_is_local_registry "$host"; then
       cib_log "registry $host: local, no login"
     elif cib_is_ecr_host "$host"; then
       region=$(cib_ecr_region "$host")
       command -v aws >/dev/null 2>&1 || cib_die "the AWS CLI is needed to log in to $host"
-      aws ecr get-login-password --region "$region" | cib_engine_login "$host" \\
-        || cib_die "login to $host failed"
+      password=$(aws ecr get-login-password --region "$region") || cib_die "login to $host failed"
+      printf '%s' "$password" | cib_engine_login "$host" || cib_die "login to $host failed"
+      # The script's own registry requests in this process use it too (cib_ecr_password): one AWS CLI call less.
+      if [ -z "\${CIB_ECR_PASSWORD_HOST:-}" ]; then CIB_ECR_PASSWORD="$password" CIB_ECR_PASSWORD_HOST="$host"; fi
       cib_log "registry $host: logged in"
     else
       cib_log "registry $host: not ECR, using the engine's existing credentials"
@@ -253,7 +255,20 @@ cib_step_build() {
   # buildah's log has no step times: its timestamped copy gives them.
   if [ -s "$CIB_WORK_DIR/build.tlog" ]; then log="$CIB_WORK_DIR/build.tlog"; fi
   cib_count_steps "$log" "$CIB_WORK_DIR/steps.tsv"
-  if [ -n "\${CIB_INPUTS_TAG:-}" ]; then cib_record_inputs; fi
+  # While the cache step exports (its requests and the export's are independent): waited for at the cache step's end, or
+  # when the steps this process runs are done.
+  if [ -n "\${CIB_INPUTS_TAG:-}" ]; then
+    cib_record_inputs &
+    CIB_RECORD_PID=$!
+  fi
+}
+
+# Waits for the inputs record started by the build step; a record that failed only warned.
+cib_wait_record() {
+  if [ -n "\${CIB_RECORD_PID:-}" ]; then
+    wait "$CIB_RECORD_PID" || cib_warn "recording the inputs failed (exit $?): a later build of the same inputs builds again"
+    CIB_RECORD_PID=''
+  fi
 }
 
 cib_step_cache() {
@@ -277,6 +292,7 @@ cib_step_cache() {
       if [ -f "$CIB_WORK_DIR/cache-push.log" ]; then tail -n 20 "$CIB_WORK_DIR/cache-push.log" >&2; fi
     fi
   fi
+  cib_wait_record
 }`;
 
 /** `cib_main STEP...`: checks the configuration and the step names, then runs the steps in order. */
@@ -305,6 +321,7 @@ cib_main() {
     "cib_step_$step"
     cib_state_set "CIB_SECONDS_$step" "$(cib_seconds_since "$started")"
   done
+  cib_wait_record
 }
 
 cib_main "$@"

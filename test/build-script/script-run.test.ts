@@ -69,6 +69,8 @@ describe('registry strategy, stand-in engine', () => {
     expect(r.stderr).toContain("buildx's second push 'with docker' has nothing to push");
     expect(cacheTo(r)).toHaveLength(1);
     expect(cacheTo(r)[0]).toContain(`--cache-to type=registry,ref=${CACHE}:${tag},mode=max,image-manifest=true,oci-mediatypes=true`);
+    // The export makes no image (the docker driver would load one into docker's image store).
+    expect(cacheTo(r)[0]).toContain('--output type=cacheonly');
     expect(r.exports).toMatchObject({
       IMAGE_URI: `${APP}:abc123`, IMAGE_TAG: 'abc123', IMAGE_DIGEST: `sha256:${'0'.repeat(63)}7`,
       CACHE_REFS_READ: `${tag},main`, CACHE_REF_WRITTEN: tag, CACHE_STEPS_TOTAL: '3', CACHE_STEPS_CACHED: '1', CACHE_HIT_RATIO: '0.33',
@@ -263,6 +265,24 @@ describe('inline strategy, stand-in engine', () => {
     expect(r.exports.IMAGE_DIGEST).toBe(`sha256:${'0'.repeat(63)}8`);
     const noop = run({ strategy: 'inline' }, { CACHE_BRANCH: 'main' }, 'buildkit-allcached.log');
     expect(noop.calls).not.toContain(`push ${CACHE}:main`);
+  });
+
+  test('pulls every cache ref, and reads them in order: the branch\'s refs first, a missing ref left out', () => {
+    fs.writeFileSync(path.join(tmp, 'Dockerfile'), 'FROM base AS deps\nRUN echo deps\nFROM deps AS build\nRUN echo build\nFROM base\nCOPY --from=build /x /x\n');
+    try {
+      const tag = branchTag('feature/x');
+      // The default branch has no deps ref.
+      const r = run({ strategy: 'inline' }, { CACHE_BRANCH: 'feature/x', FAKE_PULL_MISSING: ':main--deps' });
+      expect(r.status).toBe(0);
+      const pulls = r.calls.filter(c => c.startsWith('pull --quiet '));
+      expect(pulls.map(c => c.slice(`pull --quiet ${CACHE}:`.length))).toEqual([tag, `${tag}--deps`, `${tag}--build`, 'main', 'main--deps', 'main--build']);
+      const build = r.calls.find(c => c.startsWith('build --progress=plain') && c.includes(`--tag ${APP}:`))!;
+      const from = [...build.matchAll(/--cache-from (\S+)/g)].map(m => m[1].slice(CACHE.length + 1));
+      expect(from).toEqual([tag, `${tag}--deps`, `${tag}--build`, 'main', 'main--build']);
+      expect(r.stderr).toContain(`cache ${CACHE}:main--deps could not be pulled (none yet?): not used`);
+    } finally {
+      fs.rmSync(path.join(tmp, 'Dockerfile'));
+    }
   });
 
   test('a failed app push fails the build', () => {

@@ -14,6 +14,21 @@ import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/ca
 import { StrategyName } from '../../lib/build-script/engine';
 import { FrontEvent, OBSERVER_HEADER, Traffic } from '../fakes/registry-front';
 
+/**
+ * fetch for the harness's own reads of the registry and the front (idempotent GETs and HEADs): a kept-alive connection the
+ * server closed as the request went out ("other side closed", seen once in a benchmark run) is retried once on a new one.
+ */
+async function fetch(url: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await globalThis.fetch(url, init);
+  } catch (e) {
+    const code = (e as { cause?: { code?: string } }).cause?.code;
+    if ((init?.method ?? 'GET') !== 'GET' && init?.method !== 'HEAD') throw e;
+    if (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET') throw e;
+    return globalThis.fetch(url, init);
+  }
+}
+
 /** The tests' own registry reads: never faulted, never counted as the engines' traffic. */
 export const OBSERVE = { [OBSERVER_HEADER]: '1' };
 
@@ -508,7 +523,11 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   } else {
     const file = path.join(workDir, 'cached-build.sh');
     fs.writeFileSync(file, renderScript(combo.recipe as StrategyName));
-    script = `bash ${file}`;
+    // CIB_TRACE_DIR=DIR: the script runs under bash -x, each command with its time (DIR/TAG-RECIPE-ENGINE.trace), and the cache
+    // step's log is kept there: where a build's seconds go, outside the engine.
+    script = process.env.CIB_TRACE_DIR
+      ? `bash -c 'PS4="+ \\$EPOCHREALTIME "; BASH_XTRACEFD=9; set -x; . ${file}' 9>>${process.env.CIB_TRACE_DIR}/${req.tag}-${combo.recipe}-${combo.engine}.trace`
+      : `bash ${file}`;
   }
   const env: NodeJS.ProcessEnv = {
     ...engine.env(), APP_REPOSITORY_URI: repos.app, CACHE_REPOSITORY_URI: repos.cache,
@@ -524,6 +543,10 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
   const log = fs.existsSync(buildLog) ? fs.readFileSync(buildLog, 'utf8') : '';
   const reportFile = path.join(workDir, 'cache-report.json');
   const report = fs.existsSync(reportFile) ? JSON.parse(fs.readFileSync(reportFile, 'utf8')) as CacheReport : undefined;
+  const cachePushLog = path.join(workDir, 'cache-push.log');
+  if (process.env.CIB_TRACE_DIR && fs.existsSync(cachePushLog)) {
+    fs.copyFileSync(cachePushLog, path.join(process.env.CIB_TRACE_DIR, `${req.tag}-${combo.recipe}-${combo.engine}.cache-push.log`));
+  }
   fs.rmSync(workDir, { recursive: true, force: true });
   if (r.status !== 0 && !req.mayFail) throw new Error(`${combo.recipe}@${combo.engine} build ${req.tag} failed (exit ${r.status}):\n${r.out.slice(-6000)}`);
   const after = await repoContents(repos.registry, repos.cache.slice(repos.registry.length + 1));
