@@ -124,7 +124,11 @@ cib_engine_build() {
   if [ -f "$CIB_WORK_DIR/metadata.json" ]; then
     digest=$(sed -n 's/.*"containerimage\\.digest": *"\\(sha256:[0-9a-f]*\\)".*/\\1/p' "$CIB_WORK_DIR/metadata.json" | head -n 1)
   fi
-  if [ "$status" -ne 0 ] && [ -n "\${CIB_CONTAINERD_STORE:-}" ] && digest=$(cib_registry_pushed); then status=0; fi
+  if [ "$status" -ne 0 ] && [ -n "\${CIB_CONTAINERD_STORE:-}" ]; then
+    # The ECR password asked here, not in the subshell below: the inputs record after the build reuses it.
+    cib_ecr_password "$IMAGE_URI"
+    if digest=$(cib_registry_pushed); then status=0; fi
+  fi
   [ "$status" -eq 0 ] || cib_die "docker buildx build failed (exit $status)"
   cib_state_set IMAGE_DIGEST "$digest"
 }

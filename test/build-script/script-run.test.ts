@@ -970,6 +970,30 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(second.calls.join('\n') + second.stdout + second.stderr).not.toContain('TOP-SECRET');
   });
 
+  test('the login\'s ECR password serves the skip\'s and the record\'s requests of the same process: one AWS CLI call', () => {
+    project();
+    const r = build('c1');
+    expect(r.status).toBe(0);
+    expect(records()).toHaveLength(1);
+    expect(r.calls.filter(c => c.startsWith('aws '))).toEqual(['aws ecr get-login-password --region eu-west-1']);
+    // Steps run apart (CodeBuild's phases: the login in pre_build, the record in build) ask again where they need it.
+    write('src/app.txt', 'v2\n');
+    const phases = path.join(tmp, 'work-c2');
+    for (const steps of [['setup', 'login', 'refs'], ['build', 'cache'], ['report']]) {
+      const bs = new BuildScript({ strategy: 'registry', context: 'p', dockerfile: 'p/Dockerfile' });
+      fs.writeFileSync(path.join(tmp, 's.sh'), bs.renderScript());
+      fs.writeFileSync(path.join(tmp, 'calls'), '');
+      const p = spawnSync('bash', [path.join(tmp, 's.sh'), ...steps], {
+        cwd: tmp, encoding: 'utf8',
+        env: { ...fakeEnv('buildkit-mixed.log'), APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, ...bs.environment(),
+          IMAGE_TAG: 'c2', CACHE_BRANCH: 'main', CIB_WORK_DIR: phases },
+      });
+      expect({ steps, status: p.status, stderr: p.status ? p.stderr : '' }).toEqual({ steps, status: 0, stderr: '' });
+      const logins = fs.readFileSync(path.join(tmp, 'calls'), 'utf8').split('\n').filter(c => c.startsWith('aws ecr get-login-password'));
+      expect({ steps, logins: logins.length }).toEqual({ steps, logins: steps.includes('report') ? 0 : 1 });
+    }
+  });
+
   test('buildah: the digest its push wrote is the one recorded and tagged', () => {
     project();
     const env = { FAKE_BUILDAH_LOGS: path.join(FIXTURES, 'logs', 'real-buildah-steps-pulled.log') };
