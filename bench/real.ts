@@ -69,9 +69,10 @@ export function nodeBaseImage(): string {
 const NOOP = 3;
 const WARM = [1, 2, 4, 5];
 
-interface Row { readonly label: string; readonly combo: Combo; readonly ours: boolean; readonly keepLocal?: boolean }
+/** A row: `floor` for the local floor's runs (builder kept), first or last in the run. */
+interface Row { readonly label: string; readonly combo: Combo; readonly ours: boolean; readonly floor?: 'first' | 'last' }
 
-const floorRow = (when: string): Row => ({ label: `local floor (registry, builder kept), ${when}`, combo: { recipe: 'registry', engine: 'd26' }, ours: false, keepLocal: true });
+const floorRow = (when: 'first' | 'last'): Row => ({ label: `local floor (registry, builder kept), ${when}`, combo: { recipe: 'registry', engine: 'd26' }, ours: false, floor: when });
 const ours = STRATEGY_COMBOS.map(combo => ({ label: `${combo.recipe}`, combo, ours: true }));
 const BUILDX_DOCS: Row = { label: 'peer: buildx docs (`--cache-to type=registry,mode=max` every build)', combo: { recipe: 'buildx-docs', engine: 'd26' }, ours: false };
 /**
@@ -120,9 +121,9 @@ async function main(): Promise<void> {
   const engines = new Map<EngineName, Engine>();
   const engineFor = (n: EngineName) => engines.get(n) ?? engines.set(n, new Engine(n, vars)).get(n)!;
   const runs = new Map<Row, BuildResult[]>();
-  // BENCH_ONLY=registry@d26,floor runs some rows (the floor is needed for the ratios).
+  // BENCH_ONLY=registry@d26,buildx-docs@d26 runs some rows, and the floor's (the ratios divide by it).
   const only = process.env.BENCH_ONLY?.split(',');
-  const wanted = (row: Row): boolean => !only || only.includes(`${row.combo.recipe}@${row.combo.engine}`) || (row.keepLocal === true && only.includes('floor'));
+  const wanted = (row: Row): boolean => !only || row.floor !== undefined || only.includes(`${row.combo.recipe}@${row.combo.engine}`);
   // Every build on a fresh host, as CodeBuild runs it: docker restarted with empty data roots (not only wiped), unless
   // BENCH_KEEP_BUILDKIT=1 (the earlier runs: BuildKit's cache keys kept from the builds and rows before).
   const freshHost = process.env.BENCH_KEEP_BUILDKIT !== '1';
@@ -146,12 +147,12 @@ async function main(): Promise<void> {
         continue;
       }
       const run = await runScenario(row.combo, REAL_SCENARIO, engineFor(row.combo.engine), vars, {
-        baseImage, keepLocal: row.keepLocal, freshHost, env: row.ours ? { CIB_SKIP_UNCHANGED: skip ? 'true' : 'false' } : undefined,
+        baseImage, keepLocal: row.floor !== undefined, freshHost, env: row.ours ? { CIB_SKIP_UNCHANGED: skip ? 'true' : 'false' } : undefined,
         onBuild: (i, r) => {
           process.stderr.write(`[real] ${row.label}@${row.combo.engine} build ${i + 1}: executed [${r.executed}] ideal [${r.ideal}] `
             + `${r.seconds.toFixed(1)} s (steps ${JSON.stringify(r.report?.stepSeconds ?? {})}), pulled ${mb(r.traffic?.pulled ?? 0)} MB, `
             + `pushed ${mb(r.traffic?.pushed ?? 0)} MB\n`);
-          captureLog(`real-${row.combo.recipe}-${row.combo.engine}${row.keepLocal ? `-floor-${row.label.endsWith('first') ? 'first' : 'last'}` : ''}-b${i + 1}.log`, `${r.log}\n${r.buildLog}`);
+          captureLog(`real-${row.combo.recipe}-${row.combo.engine}${row.floor ? `-floor-${row.floor}` : ''}-b${i + 1}.log`, `${r.log}\n${r.buildLog}`);
           const unknown = (r.report?.steps ?? []).map(st => st.step).filter(t => !/(FROM|ENV|USER|EXPOSE|HEALTHCHECK|ENTRYPOINT|CMD) /.test(t)
             && !REAL.steps.some(x => t.endsWith(x.line)));
           if (unknown.length > 0) process.stderr.write(`[real]   steps the harness does not know: ${JSON.stringify(unknown)}\n`);
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
     engines.forEach(e => e.dispose());
   }
   // The floor: the median of its warm builds in both of its runs (8 builds), its no-op the mean of the two.
-  const floors = ROWS.filter(r => r.keepLocal && runs.has(r)).map(r => runs.get(r)!);
+  const floors = ROWS.filter(r => r.floor && runs.has(r)).map(r => runs.get(r)!);
   const floor = floors.length > 0 ? floors : undefined;
   const floorWarm = floor ? median(floor.flatMap(f => WARM.map(i => f[i].seconds))) : NaN;
   const floorNoop = floor ? floor.reduce((sum, f) => sum + f[NOOP].seconds, 0) / floor.length : NaN;
@@ -190,7 +191,7 @@ async function main(): Promise<void> {
       const xs = WARM.map(i => b[i].report?.stepSeconds?.[name]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
       return xs.length === WARM.length ? median(xs).toFixed(1) : '-';
     };
-    const split = row.ours && !row.keepLocal ? `${step('build')} + ${step('cache')} s` : '-';
+    const split = row.ours ? `${step('build')} + ${step('cache')} s` : '-';
     console.log(`| ${row.label} | ${row.combo.engine} | ${b.map(x => `${x.executed.length}/${x.ideal.length}${x.executed.join() === x.ideal.join() ? '' : '✗'}`).join(' ')}`
       + ` | ${atIdeal}/${b.length} | ${b.map(x => x.seconds.toFixed(1)).join(' ')}`
       + ` | ${b.map(x => `${mb(x.traffic?.pulled ?? 0)}/${mb(x.traffic?.pushed ?? 0)}`).join(' ')}`

@@ -149,6 +149,14 @@ set -Eeuo pipefail
 # No silent exit: a command that stops the script says what it was (functions and subshells inherit the trap: -E).
 trap 'printf "[cached-build] ERROR: %s failed (exit %s)\\n" "$BASH_COMMAND" "$?" >&2' ERR
 
+# The state between steps (state.env), the exports of an earlier build, and this process's own: never taken from the
+# environment (IMAGE_TAG and CACHE_BRANCH are configuration).
+unset CIB_BUILDER CIB_CACHE_EXPORT_FAILED CIB_CACHE_PUSH_FAILED CIB_CONTAINERD_STORE CIB_FALLBACK CIB_HAS_BUILDX \\
+  CIB_INLINE_WRITTEN CIB_INPUTS_TAG CIB_MERGED CIB_STARTED_AT CIB_STEPS_UNKNOWN CACHE_STEPS_TOTAL CACHE_STEPS_CACHED \\
+  CACHE_HIT_RATIO CACHE_BYTES_PUSHED BUILD_SECONDS CIB_RECORD_PID CIB_ECR_PASSWORD CIB_ECR_PASSWORDS "\${!CIB_SECONDS_@}"
+# The ECR password of each region asked in this process (cib_ecr_password), by region.
+declare -gA CIB_ECR_PASSWORDS=()
+
 CIB_STRATEGY=${strategy}
 CIB_EXPORTED_VARIABLES=${shq(this.exportedVariables.join(' '))}
 CIB_METRICS_NAMESPACE_PREFIX=${BUILD_METRICS_NAMESPACE_PREFIX}

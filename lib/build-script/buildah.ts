@@ -66,19 +66,19 @@ cib_engine_build() {
   local status=0
   # Docker format: OCI image config has no HEALTHCHECK (buildah drops it, and other Docker-only settings, with a warning);
   # no io.buildah.version label: the image is the one the docker strategies would push.
-  cib_buildah build --layers --format docker --identity-label=false "\${CIB_TLS[@]}" "\${args[@]}" "\${cache_to[@]}" "\${CIB_FLAGS[@]}" \\
+  cib_buildah build --layers --format docker --identity-label=false \${CIB_TLS[@]+"\${CIB_TLS[@]}"} \${args[@]+"\${args[@]}"} \${cache_to[@]+"\${cache_to[@]}"} "\${CIB_FLAGS[@]}" \\
     --tag "$IMAGE_URI" "$CIB_CONTEXT" 2>&1 | cib_timestamp "$CIB_WORK_DIR/build.tlog" | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
   if [ "$status" -ne 0 ] && [ "\${#cache_to[@]}" -gt 0 ] && cib_buildah_cache_push_failed "$CIB_WORK_DIR/build.log"; then
     # A failed cache export must not fail the build: build again without --cache-to (local layers hit).
     cib_warn "cache export failed ($(cib_buildah_error "$CIB_WORK_DIR/build.log" | head -c 300)); building again without --cache-to"
     cib_state_set CIB_CACHE_PUSH_FAILED 1
     status=0
-    cib_buildah build --layers --format docker --identity-label=false "\${CIB_TLS[@]}" "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" > "$CIB_WORK_DIR/rebuild.log" 2>&1 \\
+    cib_buildah build --layers --format docker --identity-label=false \${CIB_TLS[@]+"\${CIB_TLS[@]}"} "\${CIB_FLAGS[@]}" --tag "$IMAGE_URI" "$CIB_CONTEXT" > "$CIB_WORK_DIR/rebuild.log" 2>&1 \\
       || { status=$?; cat "$CIB_WORK_DIR/rebuild.log" >&2; }
   fi
   [ "$status" -eq 0 ] || cib_die "buildah build failed (exit $status)"
   cib_buildah_tls "$APP_REPOSITORY_URI"
-  cib_buildah push "\${CIB_TLS[@]}" --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2 \\
+  cib_buildah push \${CIB_TLS[@]+"\${CIB_TLS[@]}"} --digestfile "$CIB_WORK_DIR/digest" "$IMAGE_URI" "docker://$IMAGE_URI" >&2 \\
     || cib_die "buildah push $IMAGE_URI failed (exit $?)"
   cib_state_set IMAGE_DIGEST "$(cat "$CIB_WORK_DIR/digest")"
   # buildah's refs are the step tags it pulled: what the cleanup must keep alive (1.39 may say so twice for one step).
@@ -128,7 +128,7 @@ cib_buildah_restore_refs() {
     status=0
     cib_remote_digest "$CACHE_REPOSITORY_URI:$tag" > /dev/null || status=$?
     [ "$status" -eq 1 ] || continue
-    if cib_buildah push "\${CIB_TLS[@]}" "$CACHE_REPOSITORY_URI:$tag" "docker://$CACHE_REPOSITORY_URI:$tag" > "$CIB_WORK_DIR/restore.log" 2>&1; then
+    if cib_buildah push \${CIB_TLS[@]+"\${CIB_TLS[@]}"} "$CACHE_REPOSITORY_URI:$tag" "docker://$CACHE_REPOSITORY_URI:$tag" > "$CIB_WORK_DIR/restore.log" 2>&1; then
       cib_log "cache step $tag was gone from the cache repository: pushed back"
       printf '%s\\n' "$tag" >> "$CIB_WORK_DIR/restored-refs"
     else
@@ -146,6 +146,8 @@ cib_engine_cache_push() {
 # Passes lines through and appends them, timestamped, to a file (per-step times; bash >= 5 has EPOCHREALTIME).
 cib_timestamp() {
   local line
+  # bash before 5 has no EPOCHREALTIME: no timed copy, and the steps are read from the plain log (without their seconds).
+  if [ -z "\${EPOCHREALTIME:-}" ]; then cat; return; fi
   while IFS= read -r line; do
     printf '%s\\t%s\\n' "\${EPOCHREALTIME:-}" "$line" >> "$1"
     printf '%s\\n' "$line"

@@ -186,7 +186,10 @@ cib_step_seconds() {
 }
 
 cib_write_report_json() {
-  local file="$1" verdict="$2" steps='' status secs title sep=''
+  local file="$1" verdict="$2" steps='' status secs title sep='' platforms
+  # Not inside a double-quoted $(...): bash 4.2 drops the backslashes of \\" there, even inside single quotes.
+  platforms=$(cib_platform_counts | awk '{ printf "%s{\\"platform\\":\\"%s\\",\\"stepsTotal\\":%d,\\"stepsCached\\":%d}",
+    (NR > 1 ? "," : ""), $1, $2, $3 }') || platforms=''
   if [ -s "$CIB_WORK_DIR/steps.tsv" ]; then
     while IFS=$'\\t' read -r status secs title; do
       if [ "$secs" = - ]; then secs=null; fi
@@ -201,8 +204,7 @@ cib_write_report_json() {
       "$(if [ -n "\${IMAGE_REUSED_FROM:-}" ]; then cib_json_string "$IMAGE_REUSED_FROM"; else echo null; fi)" "$([ -n "\${CIB_STEPS_UNKNOWN:-}" ] && echo true || echo false)" "$(if [ -n "\${CIB_FALLBACK:-}" ]; then cib_json_string "$CIB_FALLBACK"; else echo null; fi)"
     printf '"stepsTotal":%s,"stepsCached":%s,"stepsExecuted":%s,"hitRatio":%s,' \\
       "$CACHE_STEPS_TOTAL" "$CACHE_STEPS_CACHED" "$((CACHE_STEPS_TOTAL - CACHE_STEPS_CACHED))" "\${CACHE_HIT_RATIO:-null}"
-    printf '"platforms":[%s],' "$(cib_platform_counts | awk '{ printf "%s{\\"platform\\":\\"%s\\",\\"stepsTotal\\":%d,\\"stepsCached\\":%d}",
-      (NR > 1 ? "," : ""), $1, $2, $3 }')"
+    printf '"platforms":[%s],' "$platforms"
     printf '"refsRead":%s,"refWritten":%s,"cacheBytesPushed":%s,"buildSeconds":%s,"stepSeconds":%s,"verdict":%s,"steps":[%s]}\\n' \\
       "$(cib_json_list "\${CACHE_REFS_READ:-}")" "$(cib_json_string "\${CACHE_REF_WRITTEN:-}")" "\${CACHE_BYTES_PUSHED:-0}" \\
       "$BUILD_SECONDS" "$(cib_step_seconds json)" "$(cib_json_string "$verdict")" "$steps"

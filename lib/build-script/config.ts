@@ -172,13 +172,13 @@ export const CONFIG_SHELL = `cib_config() {
   done
   CIB_ARG_VARS=$(compgen -v ${BUILD_ARG_PREFIX} || true)
   read -r -a CIB_SECRET_LIST <<< "$CIB_SECRETS"
-  for entry in "\${CIB_SECRET_LIST[@]}"; do
+  for entry in \${CIB_SECRET_LIST[@]+"\${CIB_SECRET_LIST[@]}"}; do
     [[ $entry =~ ^[A-Za-z0-9_.-]{1,64}=[A-Za-z_][A-Za-z0-9_]*$ && \${entry%%=*} != . && \${entry%%=*} != .. ]] \\
       || cib_die "CIB_SECRETS entries must be id=VARIABLE (id: 1-64 of A-Za-z0-9_.-, not . or ..), got '$entry'"
   done
   read -r -a CIB_READ_ONLY_LIST <<< "$CIB_READ_ONLY_BRANCHES"
   read -r -a CIB_CACHE_FROM_LIST <<< "$CIB_CACHE_FROM_IMAGES"
-  for entry in "$CIB_IMAGE_NAME" "\${CIB_CACHE_FROM_LIST[@]}"; do
+  for entry in "$CIB_IMAGE_NAME" \${CIB_CACHE_FROM_LIST[@]+"\${CIB_CACHE_FROM_LIST[@]}"}; do
     [ -z "$entry" ] || { [[ $entry =~ ${IMAGE_NAME.source.replace('(?:', '(')} ]] && [ "\${#entry}" -le ${MAX_IMAGE_NAME_LENGTH} ]; } \\
       || cib_die "CIB_IMAGE_NAME and CIB_CACHE_FROM_IMAGES entries must be 1-${MAX_IMAGE_NAME_LENGTH} of a-z 0-9 with single . _ - between, got '$entry'"
   done
@@ -192,7 +192,7 @@ export const CONFIG_SHELL = `cib_config() {
       "got '$CIB_PLATFORM'"
   fi
   read -r -a CIB_MERGE_LIST <<< "$CIB_MERGE_PLATFORMS"
-  for entry in "\${CIB_MERGE_LIST[@]}"; do
+  for entry in \${CIB_MERGE_LIST[@]+"\${CIB_MERGE_LIST[@]}"}; do
     [[ $entry =~ ^$CIB_PLATFORM_RE$ ]] || cib_die "CIB_MERGE_PLATFORMS entries must be platforms like linux/arm64, got '$entry'"
   done
   if [ -z "$CIB_IMAGE_NAME" ] && [ "\${#CIB_CACHE_FROM_LIST[@]}" -gt 0 ]; then

@@ -46,13 +46,13 @@ cib_inline_build() {
   cib_inline_stages
   for ref in $CACHE_READ_TAGS; do
     refs+=("$ref")
-    for stage in "\${CIB_SIDE_STAGES[@]}"; do refs+=("$(cib_stage_ref "$ref" "$stage")"); done
+    for stage in \${CIB_SIDE_STAGES[@]+"\${CIB_SIDE_STAGES[@]}"}; do refs+=("$(cib_stage_ref "$ref" "$stage")"); done
   done
-  cib_state_set CACHE_REFS_READ "$(IFS=,; printf '%s' "\${refs[*]}")"
+  cib_state_set CACHE_REFS_READ "$(IFS=,; printf '%s' "\${refs[*]:-}")"
   # One after another: at once took 2-3 times as long on docker 26's containerd image store (12.9-17.1 s against 6.2-6.5 s for
   # the four refs of a multi-stage service on a fresh docker, measured twice each; the cause not investigated) and gained nothing
   # on docker 20.10 (6.8-7.1 s against 6.8-7.4 s).
-  for ref in "\${refs[@]}"; do
+  for ref in \${refs[@]+"\${refs[@]}"}; do
     if docker pull --quiet "$CACHE_REPOSITORY_URI:$ref" >/dev/null 2>&1; then
       CIB_INLINE_CACHE_FROM+=(--cache-from "$CACHE_REPOSITORY_URI:$ref")
       cib_log "cache $CACHE_REPOSITORY_URI:$ref pulled"
@@ -72,7 +72,7 @@ cib_inline_build() {
 
 cib_inline_docker_build() {
   DOCKER_BUILDKIT=1 BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker build --progress=plain --build-arg BUILDKIT_INLINE_CACHE=1 \\
-    "\${CIB_INLINE_CACHE_FROM[@]}" "\${CIB_FLAGS[@]}" "$@" "$CIB_CONTEXT"
+    \${CIB_INLINE_CACHE_FROM[@]+"\${CIB_INLINE_CACHE_FROM[@]}"} "\${CIB_FLAGS[@]}" "$@" "$CIB_CONTEXT"
 }
 
 # The target's image as the branch's ref; each of those stages whose FROM chain ran a step as a ref of its own, built
@@ -95,7 +95,7 @@ cib_inline_cache_push() {
       fi
     done
   done
-  cib_state_set CIB_INLINE_WRITTEN "\${written[*]}"
+  cib_state_set CIB_INLINE_WRITTEN "\${written[*]:-}"
 }
 
 cib_inline_written_refs() {
@@ -111,6 +111,9 @@ export function inlineEngine(): EngineScript {
   command -v docker >/dev/null 2>&1 || cib_die 'docker is not installed: the inline strategy needs docker with BuildKit (>= 18.09)'
   local out
   out=$(docker version --format '{{.Server.Version}}' 2>&1) || cib_die "the docker daemon does not answer: $out"
+  # Asked once for the whole build, every phase: the snapshot, run in a subshell, could not keep its answer.
+  cib_probe_buildx
+  cib_state_set CIB_HAS_BUILDX "$CIB_HAS_BUILDX"
 }
 
 cib_engine_login() {

@@ -112,8 +112,8 @@ export const INPUTS_SHELL = `# The digest a tag points to in a registry that han
 # a HEAD (a version check, not a pull: Docker Hub counts none), answered 401 with a Bearer challenge, the anonymous token from
 # its realm (https only), the HEAD again with the token on curl's stdin. Status 1: not readable anonymously.
 cib_public_digest() {
-  local host="$1" repo="$2" reference="$3" url headers challenge realm service scope token=''
-  local accept="$CIB_MANIFEST_ACCEPT"
+  local host="$1" repo="$2" reference="$3" url headers challenge realm service scope token='' status=0
+  local accept="$CIB_MANIFEST_ACCEPT" xtrace="\${-//[!x]/}"
   command -v curl >/dev/null 2>&1 || return 1
   url="https://$host/v2/$repo/manifests/$reference"
   headers=$(curl -sS --connect-timeout 5 --max-time 20 -I -H "Accept: $accept" "$url" < /dev/null 2>/dev/null | tr -d '\r') || return 1
@@ -123,12 +123,19 @@ cib_public_digest() {
     service=$(printf '%s\n' "$challenge" | sed -n 's/.*service="\\([^"]*\\)".*/\\1/p')
     scope=$(printf '%s\n' "$challenge" | sed -n 's/.*scope="\\([^"]*\\)".*/\\1/p')
     [[ $realm == https://* ]] || return 1
+    # The token is a credential too: not traced (see cib_ecr_password).
+    set +x
     token=$(curl -sS --connect-timeout 5 --max-time 20 -G --data-urlencode "service=$service" \
       --data-urlencode "scope=\${scope:-repository:$repo:pull}" "$realm" < /dev/null 2>/dev/null \
-      | grep -o '"\\(access_\\)\\{0,1\\}token"[[:space:]]*:[[:space:]]*"[^"]*"' | head -n 1 | sed 's/.*"\\([^"]*\\)"$/\\1/') || return 1
-    [ -n "$token" ] || return 1
-    headers=$(printf 'header = "Authorization: Bearer %s"\n' "$token" \
-      | curl -sS --connect-timeout 5 --max-time 20 -K - -I -H "Accept: $accept" "$url" 2>/dev/null | tr -d '\r') || return 1
+      | grep -o '"\\(access_\\)\\{0,1\\}token"[[:space:]]*:[[:space:]]*"[^"]*"' | head -n 1 | sed 's/.*"\\([^"]*\\)"$/\\1/') || status=1
+    if [ "$status" -eq 0 ] && [ -n "$token" ]; then
+      headers=$(printf 'header = "Authorization: Bearer %s"\n' "$token" \
+        | curl -sS --connect-timeout 5 --max-time 20 -K - -I -H "Accept: $accept" "$url" 2>/dev/null | tr -d '\r') || status=1
+    else
+      status=1
+    fi
+    if [ -n "$xtrace" ]; then set -x; fi
+    [ "$status" -eq 0 ] || return 1
   fi
   [ "$(cib_http_status "$headers")" = 200 ] || return 1
   printf '%s\n' "$headers" | awk 'tolower($0) ~ /^docker-content-digest:/ { sub(/^[^:]*:[ \t]*/, ""); print }' | grep -Em1 '^sha256:[0-9a-f]{64}$'
@@ -191,9 +198,9 @@ cib_context_digest() {
       prune+=(-o -path "./$line")
     done < "$ignore"
   fi
-  listing=$(cd "$ctx" && find . \\( -path ./. "\${prune[@]}" \\) -prune -o -printf '%y %m %p -> %l\\0' | LC_ALL=C sort -z | sha256sum) \\
+  listing=$(cd "$ctx" && find . \\( -path ./. \${prune[@]+"\${prune[@]}"} \\) -prune -o -printf '%y %m %p -> %l\\0' | LC_ALL=C sort -z | sha256sum) \\
     || return 1
-  files=$(cd "$ctx" && find . \\( -path ./. "\${prune[@]}" \\) -prune -o -type f -print0 | LC_ALL=C sort -z \\
+  files=$(cd "$ctx" && find . \\( -path ./. \${prune[@]+"\${prune[@]}"} \\) -prune -o -type f -print0 | LC_ALL=C sort -z \\
     | xargs -0 -r sha256sum -- | sha256sum) || return 1
   printf '%s %s\\n' "\${listing%% *}" "\${files%% *}"
 }
@@ -239,9 +246,9 @@ cib_inputs_digest() {
     printf 'target %q\\n' "$CIB_TARGET"
     printf 'platform %q\\n' "\${CIB_PLATFORM:-native $(uname -m)}"
     for name in $(printf '%s\\n' "$CIB_ARG_VARS" | LC_ALL=C sort); do printf 'arg %q=%q\\n' "\${name#CIB_BUILD_ARG_}" "\${!name}"; done
-    for line in "\${CIB_SECRET_LIST[@]}"; do printf 'secret %q\\n' "\${line%%=*}"; done | LC_ALL=C sort
+    for line in \${CIB_SECRET_LIST[@]+"\${CIB_SECRET_LIST[@]}"}; do printf 'secret %q\\n' "\${line%%=*}"; done | LC_ALL=C sort
     printf '%s\n' "$engine"
-    for line in "\${bases[@]}"; do printf 'image %s\\n' "$line"; done
+    for line in \${bases[@]+"\${bases[@]}"}; do printf 'image %s\\n' "$line"; done
     printf 'dockerfile %s\\n' "$(sha256sum < "$CIB_DOCKERFILE" | cut -c 1-64)"
     for file in "$CIB_CONTEXT/.dockerignore" "$CIB_CONTEXT/.containerignore" "$CIB_DOCKERFILE.dockerignore"; do
       if [ -f "$file" ]; then printf 'ignore %q %s\\n' "$file" "$(sha256sum < "$file" | cut -c 1-64)"; fi
@@ -328,6 +335,9 @@ cib_record_inputs() {
       return 0
     fi
   done
+  # Made current here, after the base images' requests (a base in another region's registry made its region's current):
+  # cib_retag's requests run in subshells, which would each ask again for a region not yet asked in this process.
+  cib_ecr_password "$APP_REPOSITORY_URI"
   if cib_retag "$APP_REPOSITORY_URI@$IMAGE_DIGEST" "$APP_REPOSITORY_URI:$CIB_INPUTS_TAG"; then
     cib_log "inputs recorded: $APP_REPOSITORY_URI:$CIB_INPUTS_TAG"
   else

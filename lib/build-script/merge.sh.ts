@@ -9,7 +9,7 @@ export const MERGE_SHELL = `cib_step_merge() {
   [ -n "$APP_REPOSITORY_URI" ] || cib_die 'APP_REPOSITORY_URI is not set (the app repository the platform images are in)'
   [ "\${#CIB_MERGE_LIST[@]}" -ge 2 ] || cib_die "CIB_MERGE_PLATFORMS must name two or more platforms (one index of them), got '$CIB_MERGE_PLATFORMS'"
   local p seen=' '
-  for p in "\${CIB_MERGE_LIST[@]}"; do
+  for p in \${CIB_MERGE_LIST[@]+"\${CIB_MERGE_LIST[@]}"}; do
     case "$seen" in *" $p "*) cib_die "CIB_MERGE_PLATFORMS names $p twice" ;; esac
     seen="$seen$p "
   done
@@ -33,7 +33,7 @@ export const MERGE_SHELL = `cib_step_merge() {
   # A Docker manifest list names Docker manifests; OCI manifests (BuildKit's oci-mediatypes, buildah's default) need an OCI index.
   local index_type=application/vnd.docker.distribution.manifest.list.v2+json entries='' sep='' merged='' i=0
   local ref code media size os arch variant ours existing
-  for p in "\${CIB_MERGE_LIST[@]}"; do
+  for p in \${CIB_MERGE_LIST[@]+"\${CIB_MERGE_LIST[@]}"}; do
     i=$((i + 1))
     ref="$APP_REPOSITORY_URI:$(cib_platform_tag "$raw" "$p")"
     code=$(cib_registry_curl "$ref" -D "$dir/$i.headers" -o "$dir/$i.json" -w '%{http_code}') || code=000

@@ -118,14 +118,14 @@ cib_engine_build() {
     output=(--output "type=image,name=$IMAGE_URI,push=true,store=false")
   fi
   BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
-    --metadata-file "$CIB_WORK_DIR/metadata.json" "\${CIB_CACHE_ARGS[@]}" "\${CIB_FLAGS[@]}" \\
-    "\${output[@]}" "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
+    --metadata-file "$CIB_WORK_DIR/metadata.json" \${CIB_CACHE_ARGS[@]+"\${CIB_CACHE_ARGS[@]}"} "\${CIB_FLAGS[@]}" \\
+    \${output[@]+"\${output[@]}"} "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
   local digest=''
   if [ -f "$CIB_WORK_DIR/metadata.json" ]; then
     digest=$(sed -n 's/.*"containerimage\\.digest": *"\\(sha256:[0-9a-f]*\\)".*/\\1/p' "$CIB_WORK_DIR/metadata.json" | head -n 1)
   fi
   if [ "$status" -ne 0 ] && [ -n "\${CIB_CONTAINERD_STORE:-}" ]; then
-    # The ECR password asked here, not in the subshell below: the inputs record after the build reuses it.
+    # The ECR password asked in this shell, not in the subshell below: the inputs record, started from this shell, reuses it.
     cib_ecr_password "$IMAGE_URI"
     if digest=$(cib_registry_pushed); then status=0; fi
   fi

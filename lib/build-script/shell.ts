@@ -46,7 +46,7 @@ cib_raw_manifest() {
   else
     local insecure=()
     if cib_is_local_registry "\${1%%/*}"; then insecure=(--insecure); fi
-    DOCKER_CLI_EXPERIMENTAL=enabled docker manifest inspect "\${insecure[@]}" "$1" 2>/dev/null
+    DOCKER_CLI_EXPERIMENTAL=enabled docker manifest inspect \${insecure[@]+"\${insecure[@]}"} "$1" 2>/dev/null
   fi
 }
 
@@ -70,7 +70,7 @@ cib_cache_refs_all() {
     # The registry strategy's fallback to inline writes stage refs too (cib_engine_prepare decided it before the snapshot).
     if [ "$CIB_STRATEGY" = inline ] || [ "\${CIB_FALLBACK:-}" = inline ]; then
       cib_inline_stages
-      for stage in "\${CIB_SIDE_STAGES[@]}"; do cib_stage_ref "$ref" "$stage"; done
+      for stage in \${CIB_SIDE_STAGES[@]+"\${CIB_SIDE_STAGES[@]}"}; do cib_stage_ref "$ref" "$stage"; done
     fi
   done | sort -u
 }

@@ -45,19 +45,34 @@ cib_registry_hosts() {
   printf '%s\\n' "\${APP_REPOSITORY_URI%%/*}" "\${CACHE_REPOSITORY_URI%%/*}" | awk 'NF && !seen[$0]++'
 }
 
+# The ECR registries of the images the Dockerfile names (FROM, COPY --from, RUN --mount=from=), read as the inputs record
+# reads them: a base in another account's registry, or another region's, is pulled with the login's credentials too. A
+# reference with a variable in it is not read (a build arg's value is the user's to log in to); a Dockerfile that cannot be
+# read names none here (the build says why).
+cib_image_ecr_hosts() {
+  local kind ref
+  [ -f "$CIB_DOCKERFILE" ] || return 0
+  LC_ALL=C awk "$CIB_INPUTS_AWK" "$CIB_DOCKERFILE" 2>/dev/null | while read -r kind ref; do
+    if [ "$kind" = image ] && [[ $ref == */* ]] && cib_is_ecr_host "\${ref%%/*}"; then printf '%s\\n' "\${ref%%/*}"; fi
+  done | awk '!seen[$0]++' || true
+}
+
 # Engine flags from the configuration. Build secrets reach the engine as files only we can read (every engine
 # accepts src=), never as arguments.
 cib_build_flags() {
-  local name entry id var
+  local name entry id var xtrace="\${-//[!x]/}"
   CIB_FLAGS=(--file "$CIB_DOCKERFILE")
   for name in $CIB_ARG_VARS; do CIB_FLAGS+=(--build-arg "\${name#CIB_BUILD_ARG_}=\${!name}"); done
-  for entry in "\${CIB_SECRET_LIST[@]}"; do
+  # A secret's value is not traced (see cib_ecr_password).
+  set +x
+  for entry in \${CIB_SECRET_LIST[@]+"\${CIB_SECRET_LIST[@]}"}; do
     id="\${entry%%=*}"
     var="\${entry#*=}"
     [ -n "\${!var:-}" ] || cib_die "build secret '$id': environment variable $var is empty"
     (umask 077 && mkdir -p "$CIB_WORK_DIR/secrets" && printf '%s' "\${!var}" > "$CIB_WORK_DIR/secrets/$id")
     CIB_FLAGS+=(--secret "id=$id,src=$CIB_WORK_DIR/secrets/$id")
   done
+  if [ -n "$xtrace" ]; then set -x; fi
   if [ -n "$CIB_TARGET" ]; then CIB_FLAGS+=("--target=$CIB_TARGET"); fi
   if [ -n "$CIB_PLATFORM" ]; then CIB_FLAGS+=("--platform=$CIB_PLATFORM"); fi
   # A build whose inputs will be recorded builds on the base images the inputs name, not on an older copy in the engine's store
@@ -66,12 +81,21 @@ cib_build_flags() {
   if [ -n "\${CIB_NETWORK:-}" ]; then CIB_FLAGS+=("--network=$CIB_NETWORK"); fi
 }
 
-# The ECR login password for HOST's region, once per shell (callers in subshells inherit it), for registry requests.
+# The ECR login password for HOST's region in CIB_ECR_PASSWORD, asked once a region per shell (kept in CIB_ECR_PASSWORDS;
+# callers in subshells inherit them), for registry requests. One password serves every ECR registry of the region the build's
+# role may use (ECR7), another account's included; another region's registries take that region's own.
+# Where a password is in a command, xtrace is off (bash -x would print it) and restored after: not \`local -\`, which bash 4.2
+# (Amazon Linux 2) lacks.
 cib_ecr_password() {
-  local host="\${1%%/*}"
-  if ! cib_is_ecr_host "$host" || [ "\${CIB_ECR_PASSWORD_HOST:-}" = "$host" ]; then return 0; fi
-  CIB_ECR_PASSWORD=$(aws ecr get-login-password --region "$(cib_ecr_region "$host")" 2>/dev/null) || CIB_ECR_PASSWORD=''
-  CIB_ECR_PASSWORD_HOST="$host"
+  local host="\${1%%/*}" region xtrace="\${-//[!x]/}"
+  cib_is_ecr_host "$host" || return 0
+  region="\${host#*.*.*.}" region="\${region%%.*}"
+  set +x
+  if [ -z "\${CIB_ECR_PASSWORDS[$region]+asked}" ]; then
+    CIB_ECR_PASSWORDS[$region]=$(aws ecr get-login-password --region "$region" 2>/dev/null) || CIB_ECR_PASSWORDS[$region]=''
+  fi
+  CIB_ECR_PASSWORD="\${CIB_ECR_PASSWORDS[$region]}"
+  if [ -n "$xtrace" ]; then set -x; fi
 }
 
 # One request for a manifest (REF = HOST/REPO:TAG or HOST/REPO@DIGEST) with curl ARGS: to a local registry without
@@ -86,9 +110,13 @@ cib_registry_curl() {
   if cib_is_local_registry "$host"; then
     curl -sS --max-time 30 -H "Accept: $accept" "$@" "http://$host/v2/$repo/manifests/$reference" < /dev/null 2>/dev/null
   elif cib_is_ecr_host "$host"; then
+    local xtrace="\${-//[!x]/}" status=0
+    set +x
     cib_ecr_password "$host"
     printf 'user = "AWS:%s"\\n' "$CIB_ECR_PASSWORD" \\
-      | curl -sS --max-time 30 -K - -H "Accept: $accept" "$@" "https://$host/v2/$repo/manifests/$reference" 2>/dev/null
+      | curl -sS --max-time 30 -K - -H "Accept: $accept" "$@" "https://$host/v2/$repo/manifests/$reference" 2>/dev/null || status=$?
+    if [ -n "$xtrace" ]; then set -x; fi
+    return "$status"
   else
     return 2
   fi
@@ -121,22 +149,48 @@ export const STEPS_SHELL = `cib_step_setup() {
 }
 
 cib_step_login() {
-  local host region password
-  for host in $(cib_registry_hosts; cib_engine_login_hosts); do
+  local host region password xtrace="\${-//[!x]/}" hosts own
+  own=$(cib_registry_hosts; cib_engine_login_hosts)
+  # The app's and the cache's registries (and the builder image's) must log in; an image's registry is logged in where it
+  # can be, a warning where not: the pull then fails, or works with credentials the caller set up.
+  hosts=$(printf '%s\\n' "$own"; cib_image_ecr_hosts)
+  for host in $(printf '%s\\n' "$hosts" | awk 'NF && !seen[$0]++'); do
     if cib_is_local_registry "$host"; then
       cib_log "registry $host: local, no login"
     elif cib_is_ecr_host "$host"; then
-      region=$(cib_ecr_region "$host")
+      if ! printf '%s\\n' "$own" | grep -qxF "$host"; then
+        cib_login_ecr "$host" || cib_warn "login to $host (an image of the Dockerfile) failed: its pull uses the engine's existing credentials"
+        continue
+      fi
       command -v aws >/dev/null 2>&1 || cib_die "the AWS CLI is needed to log in to $host"
-      password=$(aws ecr get-login-password --region "$region") || cib_die "login to $host failed"
-      printf '%s' "$password" | cib_engine_login "$host" || cib_die "login to $host failed"
-      # The script's own registry requests in this process use it too (cib_ecr_password): one AWS CLI call less.
-      if [ -z "\${CIB_ECR_PASSWORD_HOST:-}" ]; then CIB_ECR_PASSWORD="$password" CIB_ECR_PASSWORD_HOST="$host"; fi
-      cib_log "registry $host: logged in"
+      cib_login_ecr "$host" || cib_die "login to $host failed"
     else
       cib_log "registry $host: not ECR, using the engine's existing credentials"
     fi
   done
+}
+
+# Logs the engine in to the ECR registry HOST. One password a region (ECR7); the script's own registry requests in this
+# process use it too (cib_ecr_password). A password is never traced, nor sent empty.
+cib_login_ecr() {
+  local host="$1" region password status=0 xtrace="\${-//[!x]/}"
+  region=$(cib_ecr_region "$host")
+  command -v aws >/dev/null 2>&1 || return 1
+  set +x
+  if [ -n "\${CIB_ECR_PASSWORDS[$region]:-}" ]; then
+    password="\${CIB_ECR_PASSWORDS[$region]}"
+  else
+    password=$(aws ecr get-login-password --region "$region") || status=1
+  fi
+  if [ "$status" -eq 0 ] && [ -n "$password" ]; then
+    printf '%s' "$password" | cib_engine_login "$host" || status=1
+  else
+    status=1
+  fi
+  if [ "$status" -eq 0 ]; then CIB_ECR_PASSWORDS[$region]="$password"; fi
+  if [ -n "$xtrace" ]; then set -x; fi
+  if [ "$status" -eq 0 ]; then cib_log "registry $host: logged in"; fi
+  return "$status"
 }
 
 # The image tag as given: IMAGE_TAG, else the commit (CodeBuild's resolved source version, else the git checkout's).
@@ -187,13 +241,13 @@ cib_step_refs() {
   # The image's own ref of the branch first (the cleanup reads it as the build's branch), then its siblings' in a shared cache
   # repository (they share stages), then the same for the default branch.
   for name in "$branch" "$CIB_DEFAULT_BRANCH"; do
-    for image in "$CIB_IMAGE_NAME" "\${CIB_CACHE_FROM_LIST[@]}"; do
+    for image in "$CIB_IMAGE_NAME" \${CIB_CACHE_FROM_LIST[@]+"\${CIB_CACHE_FROM_LIST[@]}"}; do
       ref=$(cib_cache_ref "$image" "$name")
       case " $read " in *" $ref "*) ;; *) read="\${read:+$read }$ref" ;; esac
     done
   done
   if [ "$CIB_CACHE_WRITE" = true ] && [ "\${CACHE_READ_ONLY:-}" != 1 ]; then write="$current"; fi
-  for pattern in "\${CIB_READ_ONLY_LIST[@]}"; do
+  for pattern in \${CIB_READ_ONLY_LIST[@]+"\${CIB_READ_ONLY_LIST[@]}"}; do
     # shellcheck disable=SC2053 # the pattern is a glob on purpose
     if [[ $branch == $pattern ]]; then write=''; fi
   done
@@ -238,7 +292,6 @@ cib_step_build() {
     cib_log "build: skipped, the image \${IMAGE_REUSED_FROM:+of the same inputs }already exists"
     return 0
   fi
-  trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
   local CIB_PULL=true
   cib_build_flags
   if declare -F cib_engine_prepare >/dev/null; then cib_engine_prepare; fi
@@ -256,9 +309,12 @@ cib_step_build() {
   if [ -s "$CIB_WORK_DIR/build.tlog" ]; then log="$CIB_WORK_DIR/build.tlog"; fi
   cib_count_steps "$log" "$CIB_WORK_DIR/steps.tsv"
   # While the cache step exports (its requests and the export's are independent): waited for at the cache step's end, or
-  # when the steps this process runs are done.
+  # when the steps this process runs are done, or on exit. A command that stops it is a warning: the image is pushed.
   if [ -n "\${CIB_INPUTS_TAG:-}" ]; then
-    cib_record_inputs &
+    (
+      trap 'printf "[cached-build] WARNING: recording the inputs: %s failed (exit %s)\\n" "$BASH_COMMAND" "$?" >&2' ERR
+      cib_record_inputs
+    ) &
     CIB_RECORD_PID=$!
   fi
 }
@@ -280,7 +336,6 @@ cib_step_cache() {
   elif [ "$executed" -eq 0 ] && [ -z "\${CIB_STEPS_UNKNOWN:-}" ]; then
     cib_log 'cache: every step came from cache, nothing exported'
   else
-    trap 'rm -rf "$CIB_WORK_DIR/secrets"' EXIT
     cib_build_flags
     if cib_engine_cache_push; then
       cib_state_set CACHE_REF_WRITTEN "$(cib_engine_written_refs | paste -sd , -)"
@@ -305,6 +360,8 @@ cib_main() {
   cib_config
   if [ -z "\${CIB_WORK_DIR:-}" ]; then CIB_WORK_DIR=$(mktemp -d "\${TMPDIR:-/tmp}/cached-build.XXXXXX"); fi
   mkdir -p "$CIB_WORK_DIR"
+  # However the script ends: the build secrets' files go, and an inputs record still running is waited for.
+  trap 'rm -rf "$CIB_WORK_DIR/secrets"; cib_wait_record' EXIT
   local step
   for step in "$@"; do
     case "$step" in

@@ -33,6 +33,19 @@ describe('every rendered script passes shellcheck', () => {
   });
 });
 
+describe('every rendered script runs on bash 4.2 (Amazon Linux 2)', () => {
+  // bash before 4.4 treats "${a[@]}" and "${a[*]}" of an empty array as unbound under set -u: each expansion is guarded
+  // (${a[@]+"${a[@]}"}, ${a[*]:-}) unless the array is never empty. The script-run tests run on such a bash with CIB_TEST_BASH.
+  const NEVER_EMPTY = ['CIB_FLAGS', 'CIB_STEP_NAMES'];
+  test.each(STRATEGIES)('%s', strategy => {
+    const script = new BuildScript({ strategy }).renderScript();
+    const unguarded = [...script.matchAll(/(\$\{[A-Za-z_][A-Za-z_0-9]*\[@\]\+)?"?\$\{([A-Za-z_][A-Za-z_0-9]*)\[([@*])\]([^}]*)\}/g)]
+      .filter(m => !m[1] && !NEVER_EMPTY.includes(m[2]) && !(m[3] === '*' && m[4] === ':-'))
+      .map(m => m[0]);
+    expect(unguarded).toEqual([]);
+  });
+});
+
 describe('the configuration as environment variables', () => {
   test('only what differs from the defaults, plus the repositories, the Dockerfile and the context', () => {
     expect(configEnvironment({})).toEqual({ CIB_DOCKERFILE: 'Dockerfile', CIB_CONTEXT: '.' });

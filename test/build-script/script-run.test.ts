@@ -13,6 +13,9 @@ import { BuildScript, BuildScriptOptions, HEREDOC_DELIMITER, ScriptDelivery } fr
 import { branchTag, planCacheRefs } from '../../lib/build-script/cache-refs';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
+// The bash that runs the script: CIB_TEST_BASH names another (a bash 4.2 build: Amazon Linux 2's, which CodeBuild's AL2 images
+// run; it treats an empty array as unbound under set -u).
+const BASH = process.env.CIB_TEST_BASH ?? 'bash';
 const APP = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app';
 const CACHE = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app-cache';
 
@@ -39,7 +42,7 @@ function run(options: Partial<BuildScriptOptions>, env: Record<string, string>, 
   fs.writeFileSync(script, bs.renderScript());
   const calls = path.join(tmp, 'calls');
   fs.writeFileSync(calls, '');
-  const r = spawnSync('bash', [script], {
+  const r = spawnSync(BASH, [script], {
     cwd: tmp, encoding: 'utf8',
     env: {
       ...fakeEnv(log), APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, ...bs.environment(),
@@ -150,7 +153,7 @@ describe('registry strategy, stand-in engine', () => {
   test('unknown steps are refused before anything runs', () => {
     const script = path.join(tmp, 's.sh');
     fs.writeFileSync(script, new BuildScript({ strategy: 'registry' }).renderScript());
-    const r = spawnSync('bash', [script, 'setup', 'deploy'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', CIB_WORK_DIR: tmp } });
+    const r = spawnSync(BASH, [script, 'setup', 'deploy'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', CIB_WORK_DIR: tmp } });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("unknown step 'deploy'");
   });
@@ -166,6 +169,46 @@ describe('build secrets and artifacts', () => {
     // Seen by the engine: mode 600 and the value (once for the build, once for the cache export).
     expect(fs.readFileSync(path.join(tmp, 'calls.secrets'), 'utf8')).toBe('600\ns3cr3t-token\n600\ns3cr3t-token\n');
     expect(fs.existsSync(path.join(tmp, 'work', 'secrets'))).toBe(false);
+  });
+
+  test('a step this invocation does not run reports no seconds, whatever the environment holds', () => {
+    // The steps as a caller may pick them (no cache step), with an earlier build's step timings in the environment.
+    const bs = new BuildScript({ strategy: 'registry' });
+    const script = path.join(tmp, 'cached-build.sh');
+    fs.writeFileSync(script, bs.renderScript());
+    fs.writeFileSync(path.join(tmp, 'calls'), '');
+    const work = path.join(tmp, 'work-steps');
+    const r = spawnSync(BASH, [script, 'setup', 'login', 'refs', 'build', 'report'], {
+      cwd: tmp, encoding: 'utf8',
+      env: { ...fakeEnv('buildkit-mixed.log'), APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, ...bs.environment(),
+        IMAGE_TAG: 'abc123', CACHE_BRANCH: 'main', CIB_WORK_DIR: work, CIB_SECONDS_cache: '99.9', CIB_SECONDS_setup: '88.8' },
+    });
+    expect({ status: r.status, stderr: r.status ? r.stderr : '' }).toEqual({ status: 0, stderr: '' });
+    const seconds = JSON.parse(fs.readFileSync(path.join(work, 'cache-report.json'), 'utf8')).stepSeconds;
+    expect(Object.keys(seconds)).toEqual(['setup', 'login', 'refs', 'build']);
+    expect(seconds.setup).not.toBe(88.8);
+    expect(r.stdout + r.stderr).not.toMatch(/99\.9|88\.8/);
+  });
+
+  test('a password ask that failed before the login (the skip\'s request) is asked again there: the login never sends an empty password', () => {
+    // The skip's request before the login (the steps in a caller's order) finds GetAuthorizationToken throttled once.
+    const bs = new BuildScript({ strategy: 'registry' });
+    const script = path.join(tmp, 'cached-build.sh');
+    fs.writeFileSync(script, bs.renderScript());
+    const calls = path.join(tmp, 'calls');
+    fs.writeFileSync(calls, '');
+    fs.rmSync(`${calls}.login-failed`, { force: true });
+    fs.rmSync(`${calls}.login`, { force: true });
+    const r = spawnSync(BASH, [script, 'setup', 'refs', 'login', 'build', 'cache', 'report'], {
+      cwd: tmp, encoding: 'utf8',
+      env: { ...fakeEnv('buildkit-mixed.log'), APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, ...bs.environment(),
+        IMAGE_TAG: 'abc123', CACHE_BRANCH: 'main', CIB_WORK_DIR: path.join(tmp, 'work-throttled'), FAKE_LOGIN_FAIL_FIRST: '1' },
+    });
+    fs.rmSync(`${calls}.login-failed`, { force: true });
+    expect({ status: r.status, stderr: r.status ? r.stderr : '' }).toEqual({ status: 0, stderr: '' });
+    const asked = fs.readFileSync(calls, 'utf8').split('\n').filter(c => c.startsWith('aws ecr get-login-password'));
+    expect(asked).toEqual(['aws ecr get-login-password --region eu-west-1', 'aws ecr get-login-password --region eu-west-1']);
+    expect(fs.readFileSync(`${calls}.login`, 'utf8')).toBe('TOP-SECRET-PASSWORD');
   });
 
   test('a missing secret value fails the build naming the secret and the variable', () => {
@@ -309,11 +352,11 @@ describe('the buildspec runs the same script phase by phase', () => {
       ...spec.env.variables, CIB_WORK_DIR: workDir, CIB_SCRIPT: path.join(workDir, 's.sh'),
     };
     for (const c of commands) {
-      const r = spawnSync('bash', ['--norc', '-c', c], { cwd: tmp, env, encoding: 'utf8' });
+      const r = spawnSync(BASH, ['--norc', '-c', c], { cwd: tmp, env, encoding: 'utf8' });
       expect({ c: c.slice(0, 60), status: r.status, stderr: r.status ? r.stderr : '' }).toEqual({ c: c.slice(0, 60), status: 0, stderr: '' });
     }
     const names: string[] = spec.env['exported-variables'];
-    const r = spawnSync('bash', ['--norc', '-c', `${last}\nfor n in ${names.join(' ')}; do printf '%s=%s\\n' "$n" "\${!n}"; done`],
+    const r = spawnSync(BASH, ['--norc', '-c', `${last}\nfor n in ${names.join(' ')}; do printf '%s=%s\\n' "$n" "\${!n}"; done`],
       { cwd: tmp, env, encoding: 'utf8' });
     expect(r.status).toBe(0);
     return { exports: r.stdout, spec };
@@ -334,7 +377,7 @@ describe('the buildspec runs the same script phase by phase', () => {
     const spec = parse(bs.renderBuildSpecYaml(ScriptDelivery.S3));
     fs.mkdirSync(path.join(tmp, 's3', 'assets'), { recursive: true });
     fs.writeFileSync(path.join(tmp, 's3', 'assets', 'script.sh'), bs.renderScript() + 'echo tampered\n');
-    const r = spawnSync('bash', ['--norc', '-c', spec.phases.install.commands[0]], {
+    const r = spawnSync(BASH, ['--norc', '-c', spec.phases.install.commands[0]], {
       cwd: tmp, encoding: 'utf8',
       env: { ...fakeEnv('buildkit-mixed.log'), FAKE_S3: path.join(tmp, 's3'), CIB_SCRIPT_URL: 's3://assets/script.sh',
         CIB_SCRIPT_SHA256: bs.scriptSha256(), CIB_WORK_DIR: path.join(tmp, 'cb'), CIB_SCRIPT: path.join(tmp, 'cb', 's.sh') },
@@ -544,7 +587,7 @@ describe('buildah older than 1.29', () => {
   test.each(versions)('%s: usable %s', (version, ok) => {
     const script = path.join(tmp, 'b.sh');
     fs.writeFileSync(script, new BuildScript({ strategy: 'buildah' }).renderScript());
-    const r = spawnSync('bash', [script, 'setup'], {
+    const r = spawnSync(BASH, [script, 'setup'], {
       encoding: 'utf8', env: { ...fakeEnv('buildkit-mixed.log'), FAKE_BUILDAH_VERSION: version, CIB_WORK_DIR: path.join(tmp, 'w') },
     });
     expect(r.status).toBe(ok ? 0 : 1);
@@ -737,7 +780,7 @@ describe('the native multi-platform path: one build per platform, then the merge
     fs.writeFileSync(script, bs.renderScript());
     const calls = path.join(tmp, 'calls');
     fs.writeFileSync(calls, '');
-    const r = spawnSync('bash', [script, 'merge'], {
+    const r = spawnSync(BASH, [script, 'merge'], {
       cwd: tmp, encoding: 'utf8',
       env: { ...fakeEnv('buildkit-mixed.log'), ...bs.environment(), APP_REPOSITORY_URI: APP, IMAGE_TAG: 'abc123', CIB_WORK_DIR: path.join(tmp, 'work'), ...env },
     });
@@ -947,6 +990,8 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(first.stderr).toMatch(/inputs: cib-inputs-[0-9a-f]{64}, new: building/);
     expect(records()).toHaveLength(1);
     expect(fs.readFileSync(path.join(tmp, 'registry', HOST, 'app', records()[0]), 'utf8').trim()).toBe(first.exports.IMAGE_DIGEST);
+    // Whether docker has buildx is asked once a build (the setup step records it for the others, the snapshot's subshell included).
+    expect(first.calls.filter(c => c === 'buildx version')).toHaveLength(1);
 
     // Another commit, another branch, the same inputs.
     const second = build('c2', { strategy }, { CACHE_BRANCH: 'feature/x', CIB_ARTIFACTS_DIR: path.join(tmp, 'out') });
@@ -970,12 +1015,42 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(second.calls.join('\n') + second.stdout + second.stderr).not.toContain('TOP-SECRET');
   });
 
-  test('the login\'s ECR password serves the skip\'s and the record\'s requests of the same process: one AWS CLI call', () => {
-    project();
-    const r = build('c1');
+  const hub = (repo: string, tag: string, digest: string): void => {
+    fs.mkdirSync(path.join(tmp, 'registry', repo), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'registry', repo, tag), `${digest}\n`);
+  };
+  test.each([
+    ['docker\'s containerd store, a base in ECR', {}],
+    // A pushing builder (no check of the push), a base no ECR request reads: the record's own requests ask for the password.
+    ['the classic store with a docker-container builder, a Docker Hub base', { FAKE_STORE: 'classic', FAKE_DRIVER: 'docker-container' }],
+    // One password serves every ECR registry of the region (ECR7): the stand-in registry takes the region's password only.
+    ['a base in another account\'s ECR registry of the region', {}],
+    // Another region's registries take that region's password only: it is asked for, and the app's is still the one cached.
+    ['a base in another region\'s ECR registry', {}],
+  ])('the login\'s ECR password serves the skip\'s and the record\'s requests of the same process: one AWS CLI call (%s)', (how, env) => {
+    if (how.includes('Hub')) {
+      project('FROM node:20 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n');
+      hub('registry-1.docker.io/library/node', '20', digestOf(0x20));
+    } else if (how.includes('another region')) {
+      project('FROM 123456789012.dkr.ecr.us-east-1.amazonaws.com/base:1.0 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n');
+      hub('123456789012.dkr.ecr.us-east-1.amazonaws.com/base', '1.0', digestOf(0xba5e));
+    } else if (how.includes('account')) {
+      project('FROM 210987654321.dkr.ecr.eu-west-1.amazonaws.com/base:1.0 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n');
+      hub('210987654321.dkr.ecr.eu-west-1.amazonaws.com/base', '1.0', digestOf(0xba5e));
+    } else {
+      project();
+    }
+    const r = build('c1', {}, env);
     expect(r.status).toBe(0);
     expect(records()).toHaveLength(1);
-    expect(r.calls.filter(c => c.startsWith('aws '))).toEqual(['aws ecr get-login-password --region eu-west-1']);
+    // One call a region asked: the app's (the login), the base's region when it is another.
+    const regions = how.includes('another region') ? ['eu-west-1', 'us-east-1'] : ['eu-west-1'];
+    expect(r.calls.filter(c => c.startsWith('aws '))).toEqual(regions.map(x => `aws ecr get-login-password --region ${x}`));
+    // The engine logs in to the app's registry and to a base's ECR registry (its pull), each with its region's password.
+    const base = how.includes('another region') ? ['123456789012.dkr.ecr.us-east-1.amazonaws.com']
+      : how.includes('account') ? ['210987654321.dkr.ecr.eu-west-1.amazonaws.com'] : [];
+    expect(r.calls.filter(c => c.startsWith('login '))).toEqual(['123456789012.dkr.ecr.eu-west-1.amazonaws.com', ...base]
+      .map(h => `login --username AWS --password-stdin ${h}`));
     // Steps run apart (CodeBuild's phases: the login in pre_build, the record in build) ask again where they need it.
     write('src/app.txt', 'v2\n');
     const phases = path.join(tmp, 'work-c2');
@@ -983,15 +1058,82 @@ describe('a build whose inputs an image in the app repository already has is a r
       const bs = new BuildScript({ strategy: 'registry', context: 'p', dockerfile: 'p/Dockerfile' });
       fs.writeFileSync(path.join(tmp, 's.sh'), bs.renderScript());
       fs.writeFileSync(path.join(tmp, 'calls'), '');
-      const p = spawnSync('bash', [path.join(tmp, 's.sh'), ...steps], {
+      const p = spawnSync(BASH, [path.join(tmp, 's.sh'), ...steps], {
         cwd: tmp, encoding: 'utf8',
         env: { ...fakeEnv('buildkit-mixed.log'), APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, ...bs.environment(),
-          IMAGE_TAG: 'c2', CACHE_BRANCH: 'main', CIB_WORK_DIR: phases },
+          IMAGE_TAG: 'c2', CACHE_BRANCH: 'main', CIB_WORK_DIR: phases, ...env },
       });
       expect({ steps, status: p.status, stderr: p.status ? p.stderr : '' }).toEqual({ steps, status: 0, stderr: '' });
       const logins = fs.readFileSync(path.join(tmp, 'calls'), 'utf8').split('\n').filter(c => c.startsWith('aws ecr get-login-password'));
-      expect({ steps, logins: logins.length }).toEqual({ steps, logins: steps.includes('report') ? 0 : 1 });
+      expect({ steps, logins }).toEqual({ steps, logins: steps.includes('report') ? [] : regions.map(x => `aws ecr get-login-password --region ${x}`) });
     }
+    expect(records()).toHaveLength(2);
+  });
+
+  test('a base image\'s ECR registry that cannot be logged in to is a warning: the app\'s registry still logs in, the build goes on', () => {
+    project('FROM 123456789012.dkr.ecr.us-east-1.amazonaws.com/base:1.0 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n');
+    hub('123456789012.dkr.ecr.us-east-1.amazonaws.com/base', '1.0', digestOf(0xba5e));
+    const r = build('c1', {}, { FAKE_LOGIN_DENIED_REGION: 'us-east-1' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('WARNING: login to 123456789012.dkr.ecr.us-east-1.amazonaws.com (an image of the Dockerfile) failed');
+    expect(r.calls.filter(c => c.startsWith('login '))).toEqual(['login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com']);
+    // The app's own registry is required: its login failing fails the build.
+    const denied = build('c2', {}, { FAKE_LOGIN_DENIED_REGION: 'eu-west-1' });
+    expect(denied.status).not.toBe(0);
+    expect(denied.stderr).toContain('login to 123456789012.dkr.ecr.eu-west-1.amazonaws.com failed');
+  });
+
+  test.each(['registry', 'inline'] as const)('%s under bash -x, as CodeBuild runs the phases: no password, secret or token is traced, and the trace goes on after each', strategy => {
+    // A base on Docker Hub (an anonymous token), one in ECR, and a build secret.
+    project(`FROM node:20 AS tools\nFROM ${BASE} AS base\nRUN --mount=type=secret,id=npm echo deps\nFROM base\nCOPY --from=tools /t /t\nCOPY . /app\n`);
+    hub('registry-1.docker.io/library/node', '20', digestOf(0x20));
+    const bs = new BuildScript({ strategy, context: 'p', dockerfile: 'p/Dockerfile', buildSecretEnv: { npm: 'NPM_TOKEN' } });
+    fs.writeFileSync(path.join(tmp, 's.sh'), bs.renderScript());
+    const traced = (tag: string): string => ['setup login refs', 'build cache', 'report'].map(steps => {
+      const p = spawnSync(BASH, ['-x', path.join(tmp, 's.sh'), ...steps.split(' ')], {
+        cwd: tmp, encoding: 'utf8',
+        env: { ...fakeEnv('buildkit-mixed.log'), APP_REPOSITORY_URI: APP, CACHE_REPOSITORY_URI: CACHE, ...bs.environment(),
+          IMAGE_TAG: tag, CACHE_BRANCH: 'main', CIB_WORK_DIR: path.join(tmp, `work-${tag}`), NPM_TOKEN: 'NPM-SECRET-VALUE' },
+      });
+      expect({ steps, status: p.status }).toEqual({ steps, status: 0 });
+      return p.stderr;
+    }).join('');
+    const first = traced('c1');
+    expect(records()).toHaveLength(1);
+    // Traced after each use: the login, the skip's requests (an anonymous token, the ECR password in a new process), the
+    // secret's file, the record's password (asked again in the build phase's process) and its requests.
+    expect(first).toMatch(/^\++ cib_step_refs$/m);
+    expect(first).toMatch(/^\++ cib_remote_digest 123456789012\.dkr\.ecr\.eu-west-1\.amazonaws\.com\/app:cib-inputs-/m);
+    expect(first).toMatch(/^\++ cib_engine_build$/m);
+    expect(first).toMatch(/^\++ cib_retag /m);
+    expect(first).toMatch(/^\++ cib_step_report$/m);
+    const second = traced('c2');
+    expect(second).toMatch(/^\++ cib_state_set IMAGE_REUSED true$/m);
+    for (const secret of ['TOP-SECRET', 'NPM-SECRET-VALUE', 'anon.']) expect({ secret, traced: (first + second).includes(secret) }).toEqual({ secret, traced: false });
+  });
+
+  test('the script\'s own state is never taken from the environment', () => {
+    project();
+    // A stale password for the app's registry, a buildx answer, a store and a fallback no step of this build set.
+    const r = build('c1', {}, {
+      FAKE_STORE: 'classic', FAKE_DRIVER: 'docker-container', CIB_ECR_PASSWORD: 'stale', CIB_ECR_PASSWORDS: 'stale',
+      CIB_HAS_BUILDX: '0', CIB_CONTAINERD_STORE: '1', CIB_FALLBACK: 'inline', CIB_RECORD_PID: '1', CIB_BUILDER: 'stale-builder',
+    });
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toContain('WARNING');
+    // Recorded (no fallback), with the login's password; pushed by the builder (no store=false: not the containerd store).
+    expect(records()).toHaveLength(1);
+    expect(r.calls.find(c => c.startsWith('buildx build') && c.includes('--push'))).toBeDefined();
+    expect(r.calls.some(c => c.includes('store=false'))).toBe(false);
+    // The cache bytes are read with buildx (the snapshot and the count); the current builder, not one named before.
+    expect(r.calls.some(c => c.startsWith('buildx imagetools inspect'))).toBe(true);
+    expect(r.calls.some(c => c.includes('stale-builder'))).toBe(false);
+    // An earlier build's exports in the environment (after an eval of its output) are not this build's: a retag counts no step.
+    const earlier = Object.fromEntries(Object.entries(r.exports).filter(([k]) => k.startsWith('CACHE_') || k === 'BUILD_SECONDS'));
+    expect(earlier.CACHE_STEPS_TOTAL).toBe('3');
+    const reused = build('c2', {}, { ...earlier, CIB_INPUTS_TAG: 'cib-inputs-stale' });
+    expect(reused.exports).toMatchObject({ IMAGE_REUSED: 'true', CACHE_STEPS_TOTAL: '0', CACHE_STEPS_CACHED: '0' });
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'work-c2', 'cache-report.json'), 'utf8'))).toMatchObject({ stepsTotal: 0, stepsCached: 0 });
   });
 
   test('buildah: the digest its push wrote is the one recorded and tagged', () => {

@@ -54,6 +54,8 @@
 # Overridable: CIB_ENGINES_CACHE_DIR, CIB_ENGINES_DATA_DIR, CIB_ENGINES_RUN_DIR,
 # CIB_ENGINES_LOG_DIR, CIB_ENGINES_TIMEOUT (seconds to wait for a daemon),
 # CIB_ENGINES_FS (ext4 or dir), CIB_ENGINES_FS_SIZE (the sparse file's size),
+# CIB_ENGINES_386=x86-64 (the two-platform base's linux/386 variant carries the x86-64
+# busybox even where the kernel runs i386 binaries: see busybox_for_386),
 # CIB_TRIXIE_MIRROR (default: the bookworm mirror of the apt sources).
 set -euo pipefail
 
@@ -245,8 +247,31 @@ busybox_i386() {
     rm -rf "$dir/root"
     dpkg-deb -x "$deb" "$dir/root" || return 1
   fi
-  "$dir/root/bin/busybox" true || { warn "the i386 busybox does not run on this kernel (no IA32 emulation?)"; return 1; }
   echo "$dir/root/bin/busybox"
+}
+
+# The busybox for the two-platform base's linux/386 variant. Sets MULTI_BASE_386 to what the variant really carries:
+#   i386    Debian 12's i386 busybox-static, when this kernel runs it (IA32 emulation);
+#   x86-64  the x86-64 busybox, when the kernel runs no i386 binary (seen on CI machines whose kernel lacks IA32 emulation)
+#           or when CIB_ENGINES_386=x86-64 asks for it (to try that path on a kernel that has it). BuildKit runs a
+#           platform's process natively when it finds no emulator for it (moby/buildkit, solver/llbsolver/ops/exec_binfmt.go:
+#           getEmulator warns and returns no emulator), runc and buildah run what they are given: the builds, caches,
+#           refs, index and merge under test are the same; only the instructions executed are not i386's.
+# Each variant's layer also carries /etc/cib-platform, so the two layers differ whatever busybox they hold.
+MULTI_BASE_386="" BUSYBOX_386=""
+busybox_for_386() { # sets BUSYBOX_386 and MULTI_BASE_386 (no subshell: the caller reads both)
+  local busybox
+  BUSYBOX_386=/bin/busybox MULTI_BASE_386=x86-64
+  if [[ ${CIB_ENGINES_386:-} == x86-64 ]]; then
+    warn "CIB_ENGINES_386=x86-64: the linux/386 variant of the two-platform base carries the x86-64 busybox"
+    return 0
+  fi
+  busybox=$(busybox_i386) || return 1
+  if "$busybox" true >/dev/null 2>&1; then
+    BUSYBOX_386=$busybox MULTI_BASE_386=i386
+  else
+    warn "the i386 busybox does not run on this kernel (no IA32 emulation): the linux/386 variant of the two-platform base carries the x86-64 busybox, which the engines run natively"
+  fi
 }
 
 trixie_unpack() {
@@ -635,11 +660,11 @@ check_buildah() {
 
 # Network-free base image: busybox-static and its applet links. Args: the busybox binary (default the system's) and
 # the tar's name (default base).
-make_base_tar() {
-  local busybox=${1:-/bin/busybox} name=${2:-base}
+make_base_tar() { # [busybox] [name] [platform: written to /etc/cib-platform]
+  local busybox=${1:-/bin/busybox} name=${2:-base} platform=${3:-}
   local tar=$CACHE_DIR/base/$name.tar
   local stamp=$CACHE_DIR/base/$name.busybox want
-  want=$(sha256sum "$busybox" | cut -d ' ' -f 1)
+  want="$(sha256sum "$busybox" | cut -d ' ' -f 1) $platform"
   if [[ -s $tar && -f $stamp && $(cat "$stamp") == "$want" ]]; then
     echo "$tar"
     return 0
@@ -656,6 +681,7 @@ make_base_tar() {
   done < <("$busybox" --list-full)
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+  [[ -z $platform ]] || printf '%s\n' "$platform" >"$rootfs/etc/cib-platform"
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
     -C "$rootfs" -cf "$tar.tmp" .
   mv "$tar.tmp" "$tar"
@@ -739,8 +765,8 @@ write_multi_base() { # repo tmpdir
   local repo=$1 tmp=$2 arch tar busybox entries=() layer config manifest diff
   for arch in amd64 386; do
     busybox=/bin/busybox
-    if [[ $arch == 386 ]]; then busybox=$(busybox_i386) || return 1; fi
-    tar=$(make_base_tar "$busybox" "base-$arch") && [[ -s $tar ]] || return 1
+    if [[ $arch == 386 ]]; then busybox_for_386 || return 1; busybox=$BUSYBOX_386; fi
+    tar=$(make_base_tar "$busybox" "base-$arch" "linux/$arch") && [[ -s $tar ]] || return 1
     gzip -n -c "$tar" >"$tmp/$arch.tar.gz" || return 1
     diff=sha256:$(sha256sum "$tar" | cut -d ' ' -f 1)
     printf '{"created":"2026-01-01T00:00:00Z","architecture":"%s","os":"linux","config":{"Env":["PATH=%s"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created":"2026-01-01T00:00:00Z","created_by":"engines.sh: busybox-static %s"}]}' \
@@ -909,7 +935,7 @@ cmd_up() {
   local multi_base=""
   if push_multi_base; then
     multi_base=$MULTI_BASE_IMAGE
-    log "two-platform base image $MULTI_BASE_IMAGE pushed ($MULTI_BASE_PLATFORMS)"
+    log "two-platform base image $MULTI_BASE_IMAGE pushed ($MULTI_BASE_PLATFORMS; linux/386 carries the $MULTI_BASE_386 busybox)"
   else
     warn "the two-platform base image $MULTI_BASE_IMAGE could not be pushed: the multi-platform tests will not run"
   fi
@@ -939,6 +965,8 @@ export CIB_BASE_IMAGE=$BASE_IMAGE
 # an index of linux/amd64 and linux/386 (empty when it could not be pushed)
 export CIB_MULTI_BASE_IMAGE=$multi_base
 export CIB_MULTI_BASE_PLATFORMS=$MULTI_BASE_PLATFORMS
+# what linux/386's variant runs: i386 (this kernel runs i386 binaries) or x86-64 (it does not: see busybox_for_386)
+export CIB_MULTI_BASE_386=$MULTI_BASE_386
 # docker 20.10: prepend CIB_D20_BIN to PATH, DOCKER_HOST=CIB_D20_HOST, DOCKER_BUILDKIT=1
 export CIB_D20_BIN=$CACHE_DIR/d20/bin
 export CIB_D20_HOST=unix://$RUN_DIR/d20.sock

@@ -16,6 +16,14 @@ import { availableKeys, BuildResult, captureLog, Combo, Engine, freshRepos, Layo
 
 const vars = loadEngines();
 export const PLATFORMS = (vars.CIB_MULTI_BASE_PLATFORMS || 'linux/amd64,linux/386').split(',');
+
+/**
+ * For a test's title: what linux/386's base variant runs when it is not the i386 busybox (engines.sh busybox_for_386: a kernel
+ * without IA32 emulation, or CIB_ENGINES_386=x86-64), so a run on such a machine says so; nothing otherwise.
+ */
+export function variant386(): string {
+  return vars.CIB_MULTI_BASE_386 === 'x86-64' ? ' (386 variant: the x86-64 busybox)' : '';
+}
 const ARCH = (platform: string): string => platform.split('/')[1];
 
 const run = (id: string, rest: string): string => `RUN echo RAN-STEP-${id.toUpperCase()} | tr A-Z a-z && ${rest}`;
