@@ -273,6 +273,24 @@ describe('fault injection (the fault suite)', () => {
     await request('DELETE', '/__front/faults');
     expect(JSON.parse((await request('GET', '/__front/faults')).body)).toEqual([]);
   });
+
+  test("DELETE ?repository=R clears R's rules only: a fault armed on another repository at the same time stays", async () => {
+    await fault({ fault: 'status-500', repository: 'team/app', direction: 'read', times: 5 });
+    await fault({ fault: 'status-503', repository: 'team/app-cache', direction: 'read', times: 5 });
+    await request('DELETE', `/__front/faults?repository=${encodeURIComponent('team/app')}`);
+    expect(JSON.parse((await request('GET', '/__front/faults')).body).map((r: { repository: string }) => r.repository)).toEqual(['team/app-cache']);
+    expect((await request('GET', '/v2/team/app/manifests/a')).status).toBe(404);
+    expect((await request('GET', '/v2/team/app-cache/manifests/a')).status).toBe(503);
+  });
+
+  test("DELETE ?repository=R ends an outage R's rule started", async () => {
+    await fault({ fault: 'unavailable', repository: 'team/app', direction: 'read', seconds: 30 });
+    expect(await settles(request('GET', '/v2/team/app/manifests/a'))).toMatch(/^error /);
+    await request('DELETE', '/__front/faults?repository=team%2Fapp-cache');
+    expect(await settles(request('GET', '/v2/team/app-cache/manifests/a'))).toMatch(/^error /);
+    await request('DELETE', '/__front/faults?repository=team%2Fapp');
+    expect(await settles(request('GET', '/v2/team/app-cache/manifests/a'))).toBe('status 404');
+  });
 });
 
 describe("the repository as ECR's DescribeImages sees it (the cleanup's view)", () => {

@@ -22,6 +22,7 @@
  *   GET    /__front/events[?repository=R]  manifest writes and refusals, oldest first
  *   GET    /__front/traffic[?repository=R] bytes pulled and pushed (blobs, manifests) and requests, per repository
  *   POST   /__front/faults                 add a FaultRule (the fault suite); GET lists them with their hits; DELETE clears
+ *   DELETE /__front/faults?repository=R    clears the rules of one repository (and its outage, if one of them made it)
  *   GET    /__front/images?repository=R    the repository as ECR's DescribeImages would describe it (LedgerImage[]): the
  *                                         manifests pushed through the front and not deleted, their tags, push and pull times
  *
@@ -508,8 +509,11 @@ export class RegistryFront {
     }
     if (path === 'faults' && req.method === 'GET') return json(res, 200, this.rules);
     if (path === 'faults' && req.method === 'DELETE') {
-      this.rules = [];
-      this.unavailableUntil = 0;
+      // ?repository=R: that repository's rules only (the other rules may be another run's, armed at the same time).
+      const repo = url.searchParams.get('repository');
+      const cleared = repo === null ? this.rules : this.rules.filter(r => r.repository === repo);
+      this.rules = repo === null ? [] : this.rules.filter(r => r.repository !== repo);
+      if (repo === null || cleared.some(r => r.fault === 'unavailable')) this.unavailableUntil = 0;
       return json(res, 200, {});
     }
     if (path === 'traffic' && req.method === 'GET') {

@@ -26,78 +26,31 @@ import { resolvePolicy } from '../../lambda/cache-cleanup/config';
 import type { CleanupReport } from '../../lambda/cache-cleanup/report';
 import { FakeBuild, FakeCodeBuild } from '../fakes/codebuild';
 import { ecrError, FakeEcr } from '../fakes/ecr';
-import { FaultRule, LedgerImage, OBSERVER_HEADER } from '../fakes/registry-front';
+import { LedgerImage, OBSERVER_HEADER } from '../fakes/registry-front';
+import { casesOf, FaultCase, isOutage, Outcome, printReport } from './fault-cases';
 import {
-  BuildResult, Combo, Engine, EngineName, freshRepos, loadEngines, Project, Repos, runBuild, SINGLE, STRATEGY_COMBOS, tagDigest,
+  BuildResult, Combo, Engine, EngineName, freshRepos, inLane, laneEngines, loadEngines, Project, Repos, runBuild, SINGLE, STRATEGY_COMBOS,
+  tagDigest, writeLaneResult,
 } from './harness';
-
-type Phase = 'cache import' | 'app push' | 'cache export' | 'registry down' | 'cache deleted mid-build' | 'two builds at once' | 'cleanup' | 'retag';
-
-interface FaultCase {
-  readonly phase: Phase;
-  readonly label: string;
-  readonly rule?: Omit<FaultRule, 'repository'>;
-  /** A cache cleanup run against the cache repository: just before the build's first request, during its cache reads, or with ECR throttling it. */
-  readonly cleanup?: 'as it starts' | 'while it reads' | 'throttled';
-}
-
-const ALL = 10_000;
-const CASES: readonly FaultCase[] = [
-  { phase: 'cache import', label: 'HTTP 500', rule: { fault: 'status-500', direction: 'read', times: ALL } },
-  { phase: 'cache import', label: '429 Too Many Requests', rule: { fault: 'status-429', direction: 'read', times: ALL } },
-  { phase: 'cache import', label: 'connection reset mid-body', rule: { fault: 'reset', direction: 'read', times: ALL } },
-  { phase: 'cache import', label: '10 s stall', rule: { fault: 'stall', direction: 'read', times: 1, seconds: 10 } },
-  { phase: 'app push', label: 'HTTP 503', rule: { fault: 'status-503', direction: 'write', times: ALL } },
-  { phase: 'app push', label: '429 Too Many Requests', rule: { fault: 'status-429', direction: 'write', times: ALL } },
-  { phase: 'app push', label: 'connection reset mid-upload', rule: { fault: 'reset', direction: 'write', kind: 'blobs', times: 1 } },
-  { phase: 'app push', label: 'truncated blob upload', rule: { fault: 'truncate-upload', direction: 'write', times: 1 } },
-  { phase: 'app push', label: '10 s stall', rule: { fault: 'stall', direction: 'write', times: 1, seconds: 10 } },
-  { phase: 'app push', label: 'registry restart (5 s down)', rule: { fault: 'unavailable', direction: 'write', seconds: 5 } },
-  { phase: 'cache export', label: 'HTTP 500', rule: { fault: 'status-500', direction: 'write', times: ALL } },
-  { phase: 'cache export', label: '429 Too Many Requests', rule: { fault: 'status-429', direction: 'write', times: ALL } },
-  { phase: 'cache export', label: 'connection reset mid-upload', rule: { fault: 'reset', direction: 'write', kind: 'blobs', times: ALL } },
-  { phase: 'cache export', label: 'truncated blob upload', rule: { fault: 'truncate-upload', direction: 'write', times: 1 } },
-  { phase: 'cache export', label: '10 s stall', rule: { fault: 'stall', direction: 'write', times: 1, seconds: 10 } },
-  { phase: 'cache export', label: 'registry restart (5 s down)', rule: { fault: 'unavailable', direction: 'write', seconds: 5 } },
-  // The skip of an unchanged build (skipUnchangedBuilds): a build records its inputs, the faulted build of the same inputs
-  // reads the record and retags; a fault there means a build, never a failed one.
-  // The script's two reads of the app repository before it decides (the commit's tag, the record): a third would be the engine's push.
-  { phase: 'retag', label: 'record unreadable (HTTP 500 on both of its app manifest reads)', rule: { fault: 'status-500', direction: 'read', kind: 'manifests', times: 2 } },
-  { phase: 'retag', label: 'retag refused (HTTP 500 on the retag PUT)', rule: { fault: 'status-500', direction: 'write', kind: 'manifests', times: 1 } },
-  { phase: 'retag', label: '10 s stall on the retag PUT', rule: { fault: 'stall', direction: 'write', kind: 'manifests', times: 1, seconds: 10 } },
-  // The whole registry (ECR is one registry per account and region) gone as the build starts: the base image and the
-  // cache are unreachable alike, so failing with the engine's error is allowed, as for an app push.
-  { phase: 'registry down', label: 'registry restart as the build starts (5 s down)', rule: { fault: 'unavailable', direction: 'read', seconds: 5 } },
-  { phase: 'cache deleted mid-build', label: 'cache manifest deleted after the import read it', rule: { fault: 'delete-after-read', direction: 'read' } },
-  { phase: 'two builds at once', label: 'two builds of one branch at once' },
-  // The cleanup function's planner and deletions, on the repository the engines wrote (the front's DescribeImages view) and
-  // the suite's real build history, with the most aggressive policy: idle after 1 s, no untagged grace, no blast-radius
-  // limit, and no default-branch protection (the default branch is another one), so the build's refs are kept only
-  // because CodeBuild lists it IN_PROGRESS. The build must run exactly what its cache allows, as without the cleanup.
-  { phase: 'cleanup', label: 'cleanup run as the build starts (IN_PROGRESS)', cleanup: 'as it starts' },
-  { phase: 'cleanup', label: 'cleanup run while the build reads the cache', cleanup: 'while it reads' },
-  { phase: 'cleanup', label: "cleanup's view unreadable (DescribeImages throttled)", cleanup: 'throttled' },
-];
-
-interface Outcome {
-  readonly combo: Combo;
-  readonly fault: FaultCase;
-  readonly build: string;
-  readonly integrity: string;
-  readonly next: string;
-  readonly held: boolean;
-  readonly lost: boolean;
-  readonly why: string[];
-}
 
 async function control(vars: Record<string, string>, method: string, what: string, body?: unknown): Promise<void> {
   const res = await fetch(`${vars.CIB_REGISTRY_CONTROL}/${what}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
   if (!res.ok) throw new Error(`front ${method} ${what}: ${res.status}`);
 }
 
+/**
+ * The docker that pulls and runs the images a combo pushed: its own engine's, or for buildah a docker of its lane (in CI's
+ * lanes a docker of the other lane builds while this one runs; its images are not this lane's to prune).
+ */
+function verifierOf(combo: Combo): EngineName {
+  if (combo.engine === 'd20' || combo.engine === 'd26') return combo.engine;
+  const lane = laneEngines();
+  return lane && !lane.has('d26') && lane.has('d20') ? 'd20' : 'd26';
+}
+
 /** Pulls the digest and runs it: the content the build was made from, or what went wrong. */
-function runImage(vars: Record<string, string>, ref: string): { ok: boolean; out: string } {
-  const verifier = new Engine('d26', vars);
+function runImage(vars: Record<string, string>, combo: Combo, ref: string): { ok: boolean; out: string } {
+  const verifier = new Engine(verifierOf(combo), vars);
   try {
     const r = spawnSync('bash', ['-c', `docker run --rm --network host --pull always "${ref}" cat /app/built`], {
       env: verifier.env(), encoding: 'utf8', timeout: 120_000,
@@ -110,12 +63,14 @@ function runImage(vars: Record<string, string>, ref: string): { ok: boolean; out
 }
 
 /** Every build that succeeded must have pushed a good image: the tag at the exported digest, and it runs. */
-async function integrity(vars: Record<string, string>, repos: Repos, tag: string, r: BuildResult, app: string): Promise<string | undefined> {
+async function integrity(
+  vars: Record<string, string>, combo: Combo, repos: Repos, tag: string, r: BuildResult, app: string,
+): Promise<string | undefined> {
   const digest = r.exports.IMAGE_DIGEST;
   if (!/^sha256:[0-9a-f]{64}$/.test(digest ?? '')) return `no digest exported (${digest})`;
   const remote = await tagDigest(repos.app, tag);
   if (remote !== digest) return `the tag points to ${remote ?? 'nothing'}, the build exported ${digest}`;
-  const ran = runImage(vars, `${repos.app}@${digest}`);
+  const ran = runImage(vars, combo, `${repos.app}@${digest}`);
   if (!ran.ok || ran.out.split('\n').pop() !== app) return `the image does not run as built: ${ran.out.slice(-300)}`;
   return undefined;
 }
@@ -194,7 +149,7 @@ function buildTwiceAtOnce(
   return out;
 }
 
-async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Outcome[]> {
+async function runCombo(combo: Combo, vars: Record<string, string>, cases: readonly FaultCase[]): Promise<Outcome[]> {
   const engine = new Engine(combo.engine, vars);
   const project = new Project(vars.CIB_BASE_IMAGE, SINGLE);
   const repos = await freshRepos(vars, combo, 'faults');
@@ -221,7 +176,7 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
   try {
     await build('prime');
     remember();
-    for (const fault of CASES) {
+    for (const fault of cases) {
       const why: string[] = [];
       let buildCell = '';
       let integrityCell = '-';
@@ -233,7 +188,7 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
       let faultedOk = false;
       // The faulted build's image: pulled at the digest it exported and run, it must hold the content it was built from.
       const checkImage = async (r: BuildResult): Promise<void> => {
-        const broken = await integrity(vars, repos, `f${n}`, r, project.app);
+        const broken = await integrity(vars, combo, repos, `f${n}`, r, project.app);
         integrityCell = broken ? 'BROKEN' : 'runs as built';
         if (broken) {
           lost = true;
@@ -251,7 +206,7 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
         }
         for (const t of [`t${n}a`, `t${n}b`]) {
           const digest = await tagDigest(repos.app, t);
-          const ran = digest ? runImage(vars, `${repos.app}@${digest}`) : { ok: false, out: 'no image' };
+          const ran = digest ? runImage(vars, combo, `${repos.app}@${digest}`) : { ok: false, out: 'no image' };
           if (!ran.ok || ran.out.split('\n').pop() !== appA) {
             lost = true;
             why.push(`${t}: ${ran.out.slice(-200)}`);
@@ -305,12 +260,14 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
         const skip = fault.phase === 'retag' ? { CIB_SKIP_UNCHANGED: 'true' } : undefined;
         // The record the faulted build looks up: a build of the same inputs.
         if (skip) await build(`r${n}`, false, skip);
-        await control(vars, 'POST', 'faults', { ...fault.rule, repository: target.slice(vars.CIB_REGISTRY.length + 1) });
+        const repository = target.slice(vars.CIB_REGISTRY.length + 1);
+        await control(vars, 'POST', 'faults', { ...fault.rule, repository });
         let r: BuildResult;
         try {
           r = await build(`f${n}`, true, skip);
         } finally {
-          await control(vars, 'DELETE', 'faults');
+          // This repository's rules only: in CI's lanes another lane's fault may be armed on its own repositories.
+          await control(vars, 'DELETE', `faults?repository=${encodeURIComponent(repository)}`);
         }
         faultedOk = r.status === 0;
         const errors = r.log.split('\n').filter(l => /ERROR|WARNING/.test(l));
@@ -342,7 +299,7 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
         const next = await build(`n${n}`);
         const stale = mustRun.filter(id => !next.executed.includes(id));
         const extra = next.executed.filter(id => !mayRun.includes(id));
-        const broken = await integrity(vars, repos, `n${n}`, next, project.app);
+        const broken = await integrity(vars, combo, repos, `n${n}`, next, project.app);
         nextCell = `${next.executed.length} steps run (${mustRun.length}–${mayRun.length} allowed)`;
         if (stale.length > 0 || broken) {
           lost = true;
@@ -358,7 +315,7 @@ async function runCombo(combo: Combo, vars: Record<string, string>): Promise<Out
         nextCell = 'FAILED';
       }
       remember();
-      outcomes.push({ combo, fault, build: buildCell, integrity: integrityCell, next: nextCell, held: held && !lost, lost, why });
+      outcomes.push({ combo, phase: fault.phase, label: fault.label, build: buildCell, integrity: integrityCell, next: nextCell, held: held && !lost, lost, why });
       process.stderr.write(`[faults] ${combo.recipe}@${combo.engine} ${fault.phase}: ${fault.label}: ${buildCell}; ${integrityCell}; next ${nextCell}`
         + `${why.length ? ` — ${why.join('; ')}` : ''}\n`);
     }
@@ -373,42 +330,22 @@ async function main(): Promise<void> {
   const vars = loadEngines();
   const started = new Set((vars.CIB_ENGINES ?? '').split(/\s+/).filter(Boolean));
   const only = process.env.FAULTS_ONLY?.split(',');
-  const combos = STRATEGY_COMBOS.filter(c => started.has(c.engine as EngineName) && (!only || only.includes(`${c.recipe}@${c.engine}`)));
-  if (process.env.REQUIRE_ENGINES === '1' && combos.length < STRATEGY_COMBOS.length && !only) {
-    throw new Error(`engines not started: ${STRATEGY_COMBOS.filter(c => !started.has(c.engine)).map(c => c.engine)}`);
+  const cases = casesOf(process.env.FAULTS_CASES);
+  const wanted = STRATEGY_COMBOS.filter(c => inLane(c.engine) && (!only || only.includes(`${c.recipe}@${c.engine}`)));
+  const combos = wanted.filter(c => started.has(c.engine as EngineName));
+  if (process.env.REQUIRE_ENGINES === '1' && combos.length < wanted.length) {
+    throw new Error(`engines not started: ${wanted.filter(c => !started.has(c.engine)).map(c => c.engine)}`);
+  }
+  if (laneEngines() && cases.some(isOutage)) {
+    // An outage takes the whole registry down, under the other lane's builds too.
+    throw new Error('FAULTS_CASES: the registry outages run alone, not in a lane (FAULTS_CASES=repository in lanes)');
   }
   const outcomes: Outcome[] = [];
-  for (const combo of combos) outcomes.push(...await runCombo(combo, vars));
-  console.log(`fault-injection suite, ${new Date().toISOString().slice(0, 10)}: each fault in one build, then a build without it`);
-  console.log('');
-  console.log('| strategy | engine | phase | fault | build | app image | next build | held | lost |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const o of outcomes) {
-    console.log(`| ${o.combo.recipe} | ${o.combo.engine} | ${o.fault.phase} | ${o.fault.label} | ${o.build.replace(/\|/g, '/')} | ${o.integrity} | ${o.next} `
-      + `| ${o.held ? 'yes' : 'NO'} | ${o.lost ? 'LOST' : '-'} |`);
-  }
-  // The same, one row a fault and one column a strategy × engine (the README's table).
-  const columns = [...new Set(outcomes.map(o => `${o.combo.recipe}@${o.combo.engine}`))];
-  const short = (o: Outcome): string => {
-    const build = o.build.startsWith('succeeded, succeeded') ? 'both built'
-      : o.build.startsWith('succeeded') ? `${/retagged/.test(o.build) ? 'retagged' : 'built'}${/export failed|cleanup failed/.test(o.build) ? ' (warned)' : ''}`
-        : 'failed (error)';
-    return `${build}${o.lost ? ', LOST' : o.held ? '' : ', NOT HELD'}`;
-  };
-  console.log('');
-  console.log(`| phase | fault | ${columns.join(' | ')} |`);
-  console.log(`|---|---|${columns.map(() => '---').join('|')}|`);
-  for (const fault of CASES) {
-    const row = columns.map(c => outcomes.find(o => o.fault === fault && `${o.combo.recipe}@${o.combo.engine}` === c));
-    if (row.every(o => o === undefined)) continue;
-    console.log(`| ${fault.phase} | ${fault.label} | ${row.map(o => (o ? short(o) : '-')).join(' | ')} |`);
-  }
-  console.log('');
-  const held = outcomes.filter(o => o.held).length;
-  const lost = outcomes.filter(o => o.lost).length;
-  for (const o of outcomes.filter(x => !x.held)) console.log(`not held: ${o.combo.recipe}@${o.combo.engine} ${o.fault.phase} ${o.fault.label}: ${o.why.join('; ')}`);
-  console.log(`fault-suite: ${outcomes.length} faults, ${held} held, ${lost} lost`);
-  if (held !== outcomes.length || lost > 0 || outcomes.length === 0) process.exitCode = 1;
+  for (const combo of combos) outcomes.push(...await runCombo(combo, vars, cases));
+  const lane = process.env.CIB_LANE;
+  writeLaneResult(`faults-${lane ?? 'all'}-${process.env.FAULTS_CASES ?? 'all'}`, outcomes);
+  const ok = printReport(outcomes, `fault-injection suite${lane ? ` (lane ${lane})` : ''}, ${process.env.FAULTS_CASES ?? 'all'} faults`);
+  if (!ok) process.exitCode = 1;
 }
 
 main().catch(e => {

@@ -12,6 +12,7 @@ import * as path from 'path';
 import { BuildScript } from '../../lib/build-script/build-script';
 import { BUILDAH_STEPS_AWK, BUILDKIT_STEPS_AWK } from '../../lib/build-script/cache-report.sh';
 import { StrategyName } from '../../lib/build-script/engine';
+import { shq } from '../../lib/build-script/shell';
 import { FrontEvent, OBSERVER_HEADER, Traffic } from '../fakes/registry-front';
 
 /**
@@ -34,12 +35,40 @@ export const OBSERVE = { [OBSERVER_HEADER]: '1' };
 
 /** d20x: docker 20.10's daemon (classic image store) with the buildx plugin, where the registry strategy needs a BuildKit container. */
 export type EngineName = 'd20' | 'd20x' | 'd26' | 'buildah';
-/** Our three strategies plus the two baselines: the naive recipe and the seed's "push when nothing was CACHED" rule. */
 /** Our three strategies, the naive recipe, the seed's "push when nothing was CACHED" rule, and the buildx docs recipe. */
 export type RecipeName = StrategyName | 'naive' | 'seed' | 'buildx-docs';
 const BASELINES: readonly RecipeName[] = ['naive', 'seed', 'buildx-docs'];
 
 export interface Combo { readonly recipe: RecipeName; readonly engine: EngineName }
+
+/** The daemon an engine runs on (d20x is docker 20.10's). */
+export const daemonOf = (engine: EngineName): Exclude<EngineName, 'd20x'> => (engine === 'd20x' ? 'd20' : engine);
+
+/**
+ * CI runs the engine suites in lanes at once, one lane per set of engines (test/integration/lanes.sh): CIB_LANE_ENGINES
+ * names this lane's engines, and a test on another engine runs in the other lane. Unset (a local run): every engine.
+ */
+export function laneEngines(): ReadonlySet<string> | undefined {
+  const lane = process.env.CIB_LANE_ENGINES?.split(/[\s,]+/).filter(Boolean);
+  return lane && lane.length > 0 ? new Set(lane) : undefined;
+}
+
+/** Whether this process runs the tests of an engine (see laneEngines). */
+export function inLane(engine: EngineName): boolean {
+  const lane = laneEngines();
+  return !lane || lane.has(daemonOf(engine));
+}
+
+/**
+ * Where a lane leaves what the check across lanes compares (test/integration/cross-lane.ts): the suites' results as JSON.
+ * Unset: nothing is written.
+ */
+export function writeLaneResult(name: string, value: unknown): void {
+  const dir = process.env.CIB_RESULTS_DIR;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(value, null, 1));
+}
 
 /** Every strategy on every engine where it runs, then the baselines (docker 20.10 only). */
 export const STRATEGY_COMBOS: readonly Combo[] = [
@@ -526,8 +555,8 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
     // CIB_TRACE_DIR=DIR: the script runs under bash -x, each command with its time (DIR/TAG-RECIPE-ENGINE.trace), and the cache
     // step's log is kept there: where a build's seconds go, outside the engine.
     script = process.env.CIB_TRACE_DIR
-      ? `bash -c 'PS4="+ \\$EPOCHREALTIME "; BASH_XTRACEFD=9; set -x; . ${file}' 9>>${process.env.CIB_TRACE_DIR}/${req.tag}-${combo.recipe}-${combo.engine}.trace`
-      : `bash ${file}`;
+      ? `bash -c 'PS4="+ \\$EPOCHREALTIME "; BASH_XTRACEFD=9; set -x; . "$0"' ${shq(file)} 9>>${shq(path.join(process.env.CIB_TRACE_DIR, `${req.tag}-${combo.recipe}-${combo.engine}.trace`))}`
+      : `bash ${shq(file)}`;
   }
   const env: NodeJS.ProcessEnv = {
     ...engine.env(), APP_REPOSITORY_URI: repos.app, CACHE_REPOSITORY_URI: repos.cache,

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# CI's engine suites in two lanes at once, on engines that share nothing but the registry: lane A on docker 26, lane B on
+# docker 20.10 and buildah. Each lane runs the engine suite (jest) and then the fault suite's repository faults for its own
+# engines; the registry outages (the whole registry down, under every lane's builds) run after both, alone; then
+# cross-lane.ts checks what no lane can check alone (the same pushed configuration from every strategy, every fault case
+# run exactly once) and prints the fault suite's report over all of them.
+# Run after engines.sh up (with-engines.sh does both: `npm run test:lanes`). Exits 1 if any part failed, after all ran.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+export CIB_RESULTS_DIR=$results
+
+# lane NAME ENGINES: one lane's suites, each line of their output prefixed with the lane's name.
+lane() {
+  local name=$1 engines=$2 status=0 t0=$SECONDS
+  export CIB_LANE=$name CIB_LANE_ENGINES=$engines
+  npx jest -c jest.integration.config.js || status=1
+  echo "lane $name ($engines): engine suite done at $((SECONDS - t0)) s, status $status"
+  FAULTS_CASES=repository npx ts-node --transpile-only test/integration/faults.ts || status=1
+  echo "lane $name ($engines): fault suite done at $((SECONDS - t0)) s, status $status"
+  return "$status"
+}
+
+t0=$SECONDS
+(lane A d26 2>&1 | sed -u 's/^/[lane A] /'; exit "${PIPESTATUS[0]}") &
+a=$!
+(lane B 'd20 buildah' 2>&1 | sed -u 's/^/[lane B] /'; exit "${PIPESTATUS[0]}") &
+b=$!
+status=0
+wait "$a" || status=1
+wait "$b" || status=1
+echo "lanes: both done at $((SECONDS - t0)) s"
+
+# The registry outages, alone: every strategy on every engine.
+FAULTS_CASES=registry npx ts-node --transpile-only test/integration/faults.ts || status=1
+echo "lanes: registry outages done at $((SECONDS - t0)) s"
+
+npx ts-node --transpile-only test/integration/cross-lane.ts || status=1
+exit "$status"
