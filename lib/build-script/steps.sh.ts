@@ -149,7 +149,7 @@ export const STEPS_SHELL = `cib_step_setup() {
 }
 
 cib_step_login() {
-  local host region password xtrace="\${-//[!x]/}" hosts own
+  local host hosts own
   own=$(cib_registry_hosts; cib_engine_login_hosts)
   # The app's and the cache's registries (and the builder image's) must log in; an image's registry is logged in where it
   # can be, a warning where not: the pull then fails, or works with credentials the caller set up.
