@@ -315,7 +315,9 @@ async function runCombo(combo: Combo, vars: Record<string, string>, cases: reado
         nextCell = 'FAILED';
       }
       remember();
-      outcomes.push({ combo, phase: fault.phase, label: fault.label, build: buildCell, integrity: integrityCell, next: nextCell, held: held && !lost, lost, why });
+      outcomes.push({
+        combo, phase: fault.phase, label: fault.label, build: buildCell, integrity: integrityCell, next: nextCell, held: held && !lost, lost, why,
+      });
       process.stderr.write(`[faults] ${combo.recipe}@${combo.engine} ${fault.phase}: ${fault.label}: ${buildCell}; ${integrityCell}; next ${nextCell}`
         + `${why.length ? ` — ${why.join('; ')}` : ''}\n`);
     }
