@@ -10,6 +10,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { isDeepStrictEqual } from 'util';
 import { CASES, Outcome, printReport } from './fault-cases';
 import { STRATEGY_COMBOS } from './harness';
 
@@ -36,11 +37,11 @@ function main(): number {
   if (missing.length > 0) problems.push(`no pushed configuration from ${missing.join(', ')} (its lane's engine suite did not get to it)`);
   const [first, ...rest] = [...configs.entries()];
   for (const [combo, config] of rest) {
-    if (JSON.stringify(config) !== JSON.stringify(first[1])) {
+    if (!isDeepStrictEqual(config, first[1])) {
       problems.push(`${combo} pushed ${JSON.stringify(config)}; ${first[0]} pushed ${JSON.stringify(first[1])}`);
     }
   }
-  console.log(`cross-lane: pushed configurations of ${[...configs.keys()].join(', ')}: ${rest.every(([, c]) => JSON.stringify(c) === JSON.stringify(first?.[1])) ? 'the same' : 'DIFFERENT'}`);
+  console.log(`cross-lane: pushed configurations of ${[...configs.keys()].join(', ')}: ${rest.every(([, c]) => isDeepStrictEqual(c, first?.[1])) ? 'the same' : 'DIFFERENT'}`);
 
   // The fault suite's outcomes, from every lane and the outage run.
   const outcomes = read(dir, 'faults-').flatMap(({ value }) => value as Outcome[]);

@@ -18,6 +18,7 @@
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { runCleanup } from '../../lambda/cache-cleanup';
 import { BuildScript } from '../../lib/build-script/build-script';
@@ -45,13 +46,18 @@ async function control(vars: Record<string, string>, method: string, what: strin
 function verifierOf(combo: Combo): EngineName {
   if (combo.engine === 'd20' || combo.engine === 'd26') return combo.engine;
   const lane = laneEngines();
-  return lane && !lane.has('d26') && lane.has('d20') ? 'd20' : 'd26';
+  if (!lane || lane.has('d26')) return 'd26';
+  if (lane.has('d20')) return 'd20';
+  throw new Error(`lane ${[...lane].join(' ')}: no docker to run ${combo.recipe}@${combo.engine}'s images on`);
 }
 
 /** Pulls the digest and runs it: the content the build was made from, or what went wrong. */
 function runImage(vars: Record<string, string>, combo: Combo, ref: string): { ok: boolean; out: string } {
   const verifier = new Engine(verifierOf(combo), vars);
   try {
+    // From an empty store: the engine that built the image may still hold its layers, and a docker that has the image
+    // does not pull it (`--pull always` then checks the manifest only): a layer missing from the registry would pass.
+    verifier.wipe();
     const r = spawnSync('bash', ['-c', `docker run --rm --network host --pull always "${ref}" cat /app/built`], {
       env: verifier.env(), encoding: 'utf8', timeout: 120_000,
     });
@@ -134,19 +140,22 @@ async function cacheRequests(vars: Record<string, string>, repos: Repos): Promis
 function buildTwiceAtOnce(
   combo: Combo, engine: Engine, project: Project, repos: Repos, tags: [string, string],
 ): Array<{ status: number; out: string }> {
-  const script = path.join(project.dir, '..', `cib-twice-${process.pid}.sh`);
+  // A directory of this call's own: CI's other lane runs the same case at about the same time, with the same tags.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cib-twice-'));
+  const script = path.join(dir, 'build.sh');
   fs.writeFileSync(script, new BuildScript({ strategy: combo.recipe as StrategyName }).renderScript());
   const run = (tag: string): string => `APP_REPOSITORY_URI=${repos.app} CACHE_REPOSITORY_URI=${repos.cache} IMAGE_TAG=${tag} CACHE_BRANCH=main `
-    + `CIB_NETWORK=host CIB_WORK_DIR=$(mktemp -d) bash ${script} > ${project.dir}/../cib-${tag}.log 2>&1; echo $? > ${project.dir}/../cib-${tag}.rc`;
+    + `CIB_NETWORK=host CIB_WORK_DIR=$(mktemp -d) bash ${script} > ${dir}/${tag}.log 2>&1; echo $? > ${dir}/${tag}.rc`;
   engine.wipe();
-  spawnSync('bash', ['-c', `${run(tags[0])} & ${run(tags[1])} & wait`], { cwd: project.dir, env: engine.env(), encoding: 'utf8', timeout: 600_000 });
-  const out = tags.map(t => ({
-    status: Number(fs.readFileSync(path.join(project.dir, '..', `cib-${t}.rc`), 'utf8').trim()),
-    out: fs.readFileSync(path.join(project.dir, '..', `cib-${t}.log`), 'utf8'),
-  }));
-  for (const t of tags) for (const f of [`cib-${t}.rc`, `cib-${t}.log`]) fs.rmSync(path.join(project.dir, '..', f), { force: true });
-  fs.rmSync(script, { force: true });
-  return out;
+  try {
+    spawnSync('bash', ['-c', `${run(tags[0])} & ${run(tags[1])} & wait`], { cwd: project.dir, env: engine.env(), encoding: 'utf8', timeout: 600_000 });
+    return tags.map(t => ({
+      status: Number(fs.readFileSync(path.join(dir, `${t}.rc`), 'utf8').trim()),
+      out: fs.readFileSync(path.join(dir, `${t}.log`), 'utf8'),
+    }));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function runCombo(combo: Combo, vars: Record<string, string>, cases: readonly FaultCase[]): Promise<Outcome[]> {

@@ -50,6 +50,8 @@ export const daemonOf = (engine: EngineName): Exclude<EngineName, 'd20x'> => (en
  */
 export function laneEngines(): ReadonlySet<string> | undefined {
   const lane = process.env.CIB_LANE_ENGINES?.split(/[\s,]+/).filter(Boolean);
+  const unknown = lane?.filter(e => !['d20', 'd26', 'buildah'].includes(e)) ?? [];
+  if (unknown.length > 0) throw new Error(`CIB_LANE_ENGINES: '${unknown.join(' ')}' is not an engine (d20, d26, buildah)`);
   return lane && lane.length > 0 ? new Set(lane) : undefined;
 }
 
@@ -350,7 +352,8 @@ function bash(script: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs = 6
 export function freshEngine(name: string): void {
   const docker = name === 'd20x' ? 'd20' : name;
   if (docker !== 'd20' && docker !== 'd26') return;
-  const r = spawnSync('bash', [path.join(__dirname, 'engines.sh'), `fresh-${docker}`], { encoding: 'utf8', timeout: 120_000 });
+  // The restart waits for engines.sh's lock (up to 900 s) while CI's other lane restarts its own engine.
+  const r = spawnSync('bash', [path.join(__dirname, 'engines.sh'), `fresh-${docker}`], { encoding: 'utf8', timeout: 1_200_000 });
   if (r.status !== 0) throw new Error(`engines.sh fresh-${docker} failed:\n${r.stdout}${r.stderr}`);
 }
 

@@ -23,10 +23,21 @@ lane() {
   return "$status"
 }
 
+lane_a=d26
+lane_b='d20 buildah'
+# Every engine that started is in exactly one lane: a test of an engine in no lane would be skipped in both.
+# shellcheck source=/dev/null
+started=$(. test/integration/.engines.env && echo "${CIB_ENGINES:-}")
+for engine in $started; do
+  n=0
+  for e in $lane_a $lane_b; do [[ $e != "$engine" ]] || n=$((n + 1)); done
+  [[ $n -eq 1 ]] || { echo "lanes.sh: engine $engine is in $n lanes, not 1 (lane A: $lane_a; lane B: $lane_b)" >&2; exit 1; }
+done
+
 t0=$SECONDS
-(lane A d26 2>&1 | sed -u 's/^/[lane A] /'; exit "${PIPESTATUS[0]}") &
+(lane A "$lane_a" 2>&1 | sed -u 's/^/[lane A] /'; exit "${PIPESTATUS[0]}") &
 a=$!
-(lane B 'd20 buildah' 2>&1 | sed -u 's/^/[lane B] /'; exit "${PIPESTATUS[0]}") &
+(lane B "$lane_b" 2>&1 | sed -u 's/^/[lane B] /'; exit "${PIPESTATUS[0]}") &
 b=$!
 status=0
 wait "$a" || status=1
