@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { isDeepStrictEqual } from 'util';
 import { CASES, Outcome, printReport } from './fault-cases';
-import { STRATEGY_COMBOS } from './harness';
+import { comboName, STRATEGY_COMBOS } from './harness';
 
 function read(dir: string, prefix: string): Array<{ file: string; value: unknown }> {
   return fs.readdirSync(dir).filter(f => f.startsWith(prefix) && f.endsWith('.json')).sort()
@@ -23,7 +23,7 @@ function main(): number {
   const dir = process.env.CIB_RESULTS_DIR;
   if (!dir || !fs.existsSync(dir)) throw new Error(`CIB_RESULTS_DIR: '${dir ?? ''}' is not a directory`);
   const problems: string[] = [];
-  const combos = STRATEGY_COMBOS.map(c => `${c.recipe}@${c.engine}`);
+  const combos = STRATEGY_COMBOS.map(comboName);
 
   // The pushed configurations, one file a lane.
   const configs = new Map<string, unknown>();
@@ -36,23 +36,20 @@ function main(): number {
   const missing = combos.filter(c => !configs.has(c));
   if (missing.length > 0) problems.push(`no pushed configuration from ${missing.join(', ')} (its lane's engine suite did not get to it)`);
   const [first, ...rest] = [...configs.entries()];
-  for (const [combo, config] of rest) {
-    if (!isDeepStrictEqual(config, first[1])) {
-      problems.push(`${combo} pushed ${JSON.stringify(config)}; ${first[0]} pushed ${JSON.stringify(first[1])}`);
-    }
-  }
-  console.log(`cross-lane: pushed configurations of ${[...configs.keys()].join(', ')}: ${rest.every(([, c]) => isDeepStrictEqual(c, first?.[1])) ? 'the same' : 'DIFFERENT'}`);
+  const different = rest.filter(([, config]) => !isDeepStrictEqual(config, first[1]));
+  for (const [combo, config] of different) problems.push(`${combo} pushed ${JSON.stringify(config)}; ${first[0]} pushed ${JSON.stringify(first[1])}`);
+  console.log(`cross-lane: pushed configurations of ${[...configs.keys()].join(', ')}: ${different.length === 0 ? 'the same' : 'DIFFERENT'}`);
 
   // The fault suite's outcomes, from every lane and the outage run.
   const outcomes = read(dir, 'faults-').flatMap(({ value }) => value as Outcome[]);
   for (const combo of combos) {
     for (const c of CASES) {
-      const n = outcomes.filter(o => `${o.combo.recipe}@${o.combo.engine}` === combo && o.phase === c.phase && o.label === c.label).length;
+      const n = outcomes.filter(o => comboName(o.combo) === combo && o.phase === c.phase && o.label === c.label).length;
       if (n !== 1) problems.push(`fault suite: ${combo} ${c.phase}: ${c.label} ran ${n} times, not once`);
     }
   }
   // In the README's order: a strategy × engine a column, as STRATEGY_COMBOS lists them.
-  const order = (o: Outcome): number => combos.indexOf(`${o.combo.recipe}@${o.combo.engine}`) * CASES.length
+  const order = (o: Outcome): number => combos.indexOf(comboName(o.combo)) * CASES.length
     + CASES.findIndex(c => c.phase === o.phase && c.label === o.label);
   console.log('');
   const ok = printReport([...outcomes].sort((a, b) => order(a) - order(b)), 'fault-injection suite, every lane and the outages run alone');

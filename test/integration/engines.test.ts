@@ -4,7 +4,7 @@
  * must show the every-other-build bug on docker 20.10 (proof that the harness sees it).
  */
 import {
-  BASELINE_COMBOS, BuildResult, Combo, Engine, EngineName, freshEngine, frontEvents, imageConfig, imageContent, inLane, loadEngines, MULTI,
+  BASELINE_COMBOS, BuildResult, Combo, comboName, Engine, EngineName, freshEngine, frontEvents, imageConfig, imageContent, inLane, loadEngines, MULTI,
   Repos, runScenario, Scenario, SCENARIOS, ScenarioRun, SINGLE, stepOf, STRATEGY_COMBOS, tagDigest, writeLaneResult,
 } from './harness';
 
@@ -194,7 +194,7 @@ describe('the pushed image', () => {
   test('every strategy pushes the same configuration: HEALTHCHECK, user, entrypoint, command, environment, ports, labels', () => {
     // The other lane's strategies: test/integration/cross-lane.ts compares the lanes' configurations once both are done.
     writeLaneResult(`pushed-configs-${process.env.CIB_LANE ?? 'all'}`, Object.fromEntries(pushedConfigs));
-    const started = STRATEGY_COMBOS.filter(c => isStarted(c.engine) && inLane(c.engine)).map(c => `${c.recipe}@${c.engine}`);
+    const started = STRATEGY_COMBOS.filter(c => isStarted(c.engine) && inLane(c.engine)).map(comboName);
     expect([...pushedConfigs.keys()].sort()).toEqual(started.sort());
     const [first, ...rest] = [...pushedConfigs.entries()];
     expect(first[1].Healthcheck).toEqual({ Test: ['CMD-SHELL', 'test -f /app/built'], Interval: 30e9, Timeout: 3e9 });

@@ -3,7 +3,7 @@
  * prints the report of CI's lanes together).
  */
 import type { FaultRule } from '../fakes/registry-front';
-import type { Combo } from './harness';
+import { Combo, comboName } from './harness';
 
 export type Phase = 'cache import' | 'app push' | 'cache export' | 'registry down' | 'cache deleted mid-build' | 'two builds at once' | 'cleanup' | 'retag';
 
@@ -83,8 +83,6 @@ export interface Outcome {
   readonly lost: boolean;
   readonly why: string[];
 }
-
-const comboName = (c: Combo): string => `${c.recipe}@${c.engine}`;
 
 /**
  * Prints a Markdown table a case, a table a fault by strategy × engine (the README's), the cases not held, and

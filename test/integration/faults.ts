@@ -30,7 +30,7 @@ import { ecrError, FakeEcr } from '../fakes/ecr';
 import { LedgerImage, OBSERVER_HEADER } from '../fakes/registry-front';
 import { casesOf, FaultCase, isOutage, Outcome, printReport } from './fault-cases';
 import {
-  BuildResult, Combo, Engine, EngineName, freshRepos, inLane, laneEngines, loadEngines, Project, Repos, runBuild, SINGLE, STRATEGY_COMBOS,
+  BuildResult, Combo, comboName, Engine, EngineName, freshRepos, inLane, laneEngines, loadEngines, Project, Repos, runBuild, SINGLE, STRATEGY_COMBOS,
   tagDigest, writeLaneResult,
 } from './harness';
 
@@ -61,7 +61,6 @@ function runImage(vars: Record<string, string>, combo: Combo, ref: string): { ok
     const r = spawnSync('bash', ['-c', `docker run --rm --network host --pull always "${ref}" cat /app/built`], {
       env: verifier.env(), encoding: 'utf8', timeout: 120_000,
     });
-    spawnSync('bash', ['-c', `docker rmi -f "${ref}" >/dev/null 2>&1; docker image prune -af >/dev/null 2>&1`], { env: verifier.env() });
     return { ok: r.status === 0, out: r.status === 0 ? r.stdout.trim() : `${r.stdout}${r.stderr}`.trim() };
   } finally {
     verifier.dispose();
@@ -342,8 +341,8 @@ async function main(): Promise<void> {
   const started = new Set((vars.CIB_ENGINES ?? '').split(/\s+/).filter(Boolean));
   const only = process.env.FAULTS_ONLY?.split(',');
   const cases = casesOf(process.env.FAULTS_CASES);
-  const wanted = STRATEGY_COMBOS.filter(c => inLane(c.engine) && (!only || only.includes(`${c.recipe}@${c.engine}`)));
-  const combos = wanted.filter(c => started.has(c.engine as EngineName));
+  const wanted = STRATEGY_COMBOS.filter(c => inLane(c.engine) && (!only || only.includes(comboName(c))));
+  const combos = wanted.filter(c => started.has(c.engine));
   if (process.env.REQUIRE_ENGINES === '1' && combos.length < wanted.length) {
     throw new Error(`engines not started: ${wanted.filter(c => !started.has(c.engine)).map(c => c.engine)}`);
   }

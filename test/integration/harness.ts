@@ -41,6 +41,9 @@ const BASELINES: readonly RecipeName[] = ['naive', 'seed', 'buildx-docs'];
 
 export interface Combo { readonly recipe: RecipeName; readonly engine: EngineName }
 
+/** `recipe@engine`: a combo's name in tables, results and FAULTS_ONLY. */
+export const comboName = (c: Combo): string => `${c.recipe}@${c.engine}`;
+
 /** The daemon an engine runs on (d20x is docker 20.10's). */
 export const daemonOf = (engine: EngineName): Exclude<EngineName, 'd20x'> => (engine === 'd20x' ? 'd20' : engine);
 
@@ -349,8 +352,8 @@ function bash(script: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs = 6
  * BuildKit keeps cache keys across `docker builder prune`, and with the keys the tests before left, later builds lost cache records
  * (see engines.sh). Any other engine has nothing to restart.
  */
-export function freshEngine(name: string): void {
-  const docker = name === 'd20x' ? 'd20' : name;
+export function freshEngine(name: EngineName): void {
+  const docker = daemonOf(name);
   if (docker !== 'd20' && docker !== 'd26') return;
   // The restart waits for engines.sh's lock (up to 900 s) while CI's other lane restarts its own engine.
   const r = spawnSync('bash', [path.join(__dirname, 'engines.sh'), `fresh-${docker}`], { encoding: 'utf8', timeout: 1_200_000 });
