@@ -17,8 +17,12 @@ export const LOCAL_REGISTRY_SHELL = `cib_is_local_registry() {
   esac
 }`;
 
-/** Matches Amazon ECR private registry hosts, capturing nothing: the region is cut out separately. */
-export const ECR_HOST_PATTERN = '^[0-9]{12}\\.dkr\\.ecr(-fips)?\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$';
+/**
+ * Amazon ECR private registry hosts (register row ECR23), as a bash regular expression on the host in lower case without
+ * `:443`: `ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn]`, or the dual-stack `ACCOUNT.dkr-ecr[-fips].REGION.on.aws`.
+ * The region is group 3 or group 6.
+ */
+export const ECR_HOST_PATTERN = '^[0-9]{12}\\.(dkr\\.ecr(-fips)?\\.([a-z0-9-]+)\\.amazonaws\\.com(\\.cn)?|dkr-ecr(-fips)?\\.([a-z0-9-]+)\\.on\\.aws)$';
 
 /** Reads a manifest (JSON) on stdin and prints `digest size` for each descriptor; no jq needed. */
 export const MANIFEST_BLOBS_SHELL = `# "digest size" of every descriptor of a manifest on stdin (JSON; key order free).

@@ -38,8 +38,17 @@ cib_load_state() {
 CIB_MANIFEST_ACCEPT='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json,'
 CIB_MANIFEST_ACCEPT="$CIB_MANIFEST_ACCEPT application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
 
-cib_is_ecr_host() { printf '%s' "$1" | grep -Eq '${ECR_HOST_PATTERN}'; }
-cib_ecr_region() { printf '%s' "$1" | cut -d . -f 4; }
+# Whether HOST is an ECR private registry (ECR23: the IPv4 and FIPS hosts, China's, the dual-stack ones; a host name in any
+# case, with or without https's own port 443); its region in CIB_ECR_HOST_REGION.
+CIB_ECR_HOST_RE='${ECR_HOST_PATTERN}'
+cib_is_ecr_host() {
+  local host="\${1,,}"
+  host="\${host%:443}"
+  CIB_ECR_HOST_REGION=''
+  [[ $host =~ $CIB_ECR_HOST_RE ]] || return 1
+  CIB_ECR_HOST_REGION="\${BASH_REMATCH[3]}\${BASH_REMATCH[6]}"
+}
+cib_ecr_region() { cib_is_ecr_host "$1" && printf '%s\\n' "$CIB_ECR_HOST_REGION"; }
 
 cib_registry_hosts() {
   printf '%s\\n' "\${APP_REPOSITORY_URI%%/*}" "\${CACHE_REPOSITORY_URI%%/*}" | awk 'NF && !seen[$0]++'
@@ -89,7 +98,7 @@ cib_build_flags() {
 cib_ecr_password() {
   local host="\${1%%/*}" region xtrace="\${-//[!x]/}"
   cib_is_ecr_host "$host" || return 0
-  region="\${host#*.*.*.}" region="\${region%%.*}"
+  region=$CIB_ECR_HOST_REGION
   set +x
   if [ -z "\${CIB_ECR_PASSWORDS[$region]+asked}" ]; then
     CIB_ECR_PASSWORDS[$region]=$(aws ecr get-login-password --region "$region" 2>/dev/null) || CIB_ECR_PASSWORDS[$region]=''

@@ -1019,24 +1019,27 @@ describe('a build whose inputs an image in the app repository already has is a r
     fs.mkdirSync(path.join(tmp, 'registry', repo), { recursive: true });
     fs.writeFileSync(path.join(tmp, 'registry', repo, tag), `${digest}\n`);
   };
+  // Each case: the base's registry host as the Dockerfile names it (none: the app's own base), and its region.
   test.each([
-    ['docker\'s containerd store, a base in ECR', {}],
+    ['docker\'s containerd store, a base in ECR', {}, '', ''],
     // A pushing builder (no check of the push), a base no ECR request reads: the record's own requests ask for the password.
-    ['the classic store with a docker-container builder, a Docker Hub base', { FAKE_STORE: 'classic', FAKE_DRIVER: 'docker-container' }],
+    ['the classic store with a docker-container builder, a Docker Hub base', { FAKE_STORE: 'classic', FAKE_DRIVER: 'docker-container' }, '', ''],
     // One password serves every ECR registry of the region (ECR7): the stand-in registry takes the region's password only.
-    ['a base in another account\'s ECR registry of the region', {}],
+    ['a base in another account\'s ECR registry of the region', {}, '210987654321.dkr.ecr.eu-west-1.amazonaws.com', 'eu-west-1'],
     // Another region's registries take that region's password only: it is asked for, and the app's is still the one cached.
-    ['a base in another region\'s ECR registry', {}],
-  ])('the login\'s ECR password serves the skip\'s and the record\'s requests of the same process: one AWS CLI call (%s)', (how, env) => {
+    ['a base in another region\'s ECR registry', {}, '123456789012.dkr.ecr.us-east-1.amazonaws.com', 'us-east-1'],
+    // ECR's other hosts (ECR23): dual-stack, FIPS with https's port, a host name in upper case.
+    ['a base at another region\'s dual-stack ECR endpoint', {}, '123456789012.dkr-ecr.us-east-1.on.aws', 'us-east-1'],
+    ['a base at another region\'s FIPS ECR endpoint, with port 443', {}, '123456789012.dkr.ecr-fips.us-west-2.amazonaws.com:443', 'us-west-2'],
+    ['a base in another account\'s ECR registry of the region, its host in upper case', {}, '210987654321.DKR.ECR.EU-WEST-1.AMAZONAWS.COM', 'eu-west-1'],
+  ])('the login\'s ECR password serves the skip\'s and the record\'s requests of the same process: one AWS CLI call (%s)', (how, env, baseHost, baseRegion) => {
     if (how.includes('Hub')) {
       project('FROM node:20 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n');
       hub('registry-1.docker.io/library/node', '20', digestOf(0x20));
-    } else if (how.includes('another region')) {
-      project('FROM 123456789012.dkr.ecr.us-east-1.amazonaws.com/base:1.0 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n');
-      hub('123456789012.dkr.ecr.us-east-1.amazonaws.com/base', '1.0', digestOf(0xba5e));
-    } else if (how.includes('account')) {
-      project('FROM 210987654321.dkr.ecr.eu-west-1.amazonaws.com/base:1.0 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n');
-      hub('210987654321.dkr.ecr.eu-west-1.amazonaws.com/base', '1.0', digestOf(0xba5e));
+    } else if (baseHost) {
+      project(`FROM ${baseHost}/base:1.0 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n`);
+      // One registry, whatever the case of its host name or the port https uses.
+      hub(`${baseHost.toLowerCase().replace(/:443$/, '')}/base`, '1.0', digestOf(0xba5e));
     } else {
       project();
     }
@@ -1044,12 +1047,11 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(r.status).toBe(0);
     expect(records()).toHaveLength(1);
     // One call a region asked: the app's (the login), the base's region when it is another.
-    const regions = how.includes('another region') ? ['eu-west-1', 'us-east-1'] : ['eu-west-1'];
+    const regions = ['eu-west-1', ...(baseRegion && baseRegion !== 'eu-west-1' ? [baseRegion] : [])];
     expect(r.calls.filter(c => c.startsWith('aws '))).toEqual(regions.map(x => `aws ecr get-login-password --region ${x}`));
-    // The engine logs in to the app's registry and to a base's ECR registry (its pull), each with its region's password.
-    const base = how.includes('another region') ? ['123456789012.dkr.ecr.us-east-1.amazonaws.com']
-      : how.includes('account') ? ['210987654321.dkr.ecr.eu-west-1.amazonaws.com'] : [];
-    expect(r.calls.filter(c => c.startsWith('login '))).toEqual(['123456789012.dkr.ecr.eu-west-1.amazonaws.com', ...base]
+    // The engine logs in to the app's registry and to a base's ECR registry (its pull) as the Dockerfile names it, each with its
+    // region's password.
+    expect(r.calls.filter(c => c.startsWith('login '))).toEqual(['123456789012.dkr.ecr.eu-west-1.amazonaws.com', ...(baseHost ? [baseHost] : [])]
       .map(h => `login --username AWS --password-stdin ${h}`));
     // Steps run apart (CodeBuild's phases: the login in pre_build, the record in build) ask again where they need it.
     write('src/app.txt', 'v2\n');
