@@ -26,6 +26,8 @@ Flags:
   --target STAGE                       target stage
   --platform OS/ARCH[,OS/ARCH...]      target platform; several build one index (registry strategy)
   --buildkit-image IMAGE               BuildKit image for the docker-container builder (registry)
+  --cache-compression zstd|gzip        layers the cache export writes first (registry; default zstd:
+                                       the app image is then pushed gzip)
   --image-name NAME                    the image's name in a shared cache repository: refs <name>--<branch>
   --platform-tags                      one platform of a natively built index: tag <tag>--<os>-<arch>
                                        (needs one --platform; give each platform its own --image-name)
@@ -171,6 +173,12 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
         o.buildkitImage = v;
         break;
       }
+      case '--cache-compression': {
+        const v = value();
+        if (v !== 'zstd' && v !== 'gzip') throw new UsageError(`--cache-compression must be zstd or gzip, got '${v}'`);
+        o.cacheCompression = v;
+        break;
+      }
       case '--image-name': {
         const v = value();
         if (!IMAGE_NAME.test(v) || v.length > MAX_IMAGE_NAME_LENGTH) {
@@ -206,6 +214,9 @@ function parseFlags(args: readonly string[]): { options: BuildScriptOptions; fla
   if (o.platform?.includes(',') && !MULTI_PLATFORM_STRATEGIES.includes(o.strategy)) {
     throw new UsageError(`--platform '${o.platform}' names several platforms: only --strategy registry builds a multi-platform image, `
       + `got --strategy ${o.strategy}`);
+  }
+  if (o.cacheCompression !== undefined && o.strategy !== 'registry') {
+    throw new UsageError(`--cache-compression is the registry strategy's (its cache export), got --strategy ${o.strategy}`);
   }
   if (o.platformTags && (o.platform === undefined || o.platform.includes(','))) {
     throw new UsageError(`--platform-tags tags one platform's image <tag>--<os>-<arch>: give one --platform, got '${o.platform ?? ''}'`);

@@ -11,6 +11,17 @@ export enum CacheStrategyKind {
   BUILDAH = 'buildah',
 }
 
+/** How the registry strategy compresses the layers its cache export writes. */
+export enum CacheCompression {
+  /**
+   * zstd for the layers the cache export compresses first (those only the cache holds: the stages the image is not built on);
+   * the app image is pushed gzip. Only BuildKit reads the cache repository, and it unpacks zstd several times faster.
+   */
+  ZSTD = 'zstd',
+  /** gzip, as BuildKit's default; the app image is pushed as BuildKit makes it. */
+  GZIP = 'gzip',
+}
+
 /** Options for {@link CacheStrategy.registry}. */
 export interface RegistryCacheOptions {
   /**
@@ -20,6 +31,15 @@ export interface RegistryCacheOptions {
    * @default 'moby/buildkit:buildx-stable-1'
    */
   readonly buildkitImage?: string;
+
+  /**
+   * Compression of the layers the cache export writes first: the layers of the stages the image is not built on (a `deps`
+   * stage's `npm ci`, a `build` stage's compiler output). Layers the app image has keep the gzip its push gave them, and the
+   * app image is always pushed gzip (a zstd layer in its chain, from the cache or from a zstd base, is recompressed), so
+   * every runtime can pull it. Only BuildKit reads the cache repository.
+   * @default CacheCompression.ZSTD
+   */
+  readonly cacheCompression?: CacheCompression;
 }
 
 /**
@@ -32,7 +52,11 @@ export abstract class CacheStrategy {
     if (image !== undefined && !/^\S+$/.test(image)) {
       throw new Error(`CacheStrategy.registry: buildkitImage must be an image reference, got '${image}'`);
     }
-    return new ConcreteStrategy(CacheStrategyKind.REGISTRY, options.buildkitImage ?? DEFAULT_BUILDKIT_IMAGE);
+    const compression = options.cacheCompression;
+    if (compression !== undefined && !Object.values(CacheCompression).includes(compression)) {
+      throw new Error(`CacheStrategy.registry: cacheCompression must be one of ${Object.values(CacheCompression).join(', ')}, got '${compression}'`);
+    }
+    return new ConcreteStrategy(CacheStrategyKind.REGISTRY, options.buildkitImage ?? DEFAULT_BUILDKIT_IMAGE, compression ?? CacheCompression.ZSTD);
   }
 
   /** Plain `docker build` with inline cache, for engines without buildx; pre-pulls the cache so that it stays complete on docker 20.10. */
@@ -51,6 +75,9 @@ export abstract class CacheStrategy {
   /** BuildKit image of the docker-container builder (registry strategy only). */
   public abstract readonly buildkitImage?: string;
 
+  /** Compression of the layers the cache export writes first (registry strategy only). */
+  public abstract readonly cacheCompression?: CacheCompression;
+
   protected constructor() {}
 
   /** The strategy name the build script renders. @internal */
@@ -60,7 +87,7 @@ export abstract class CacheStrategy {
 }
 
 class ConcreteStrategy extends CacheStrategy {
-  constructor(public readonly kind: CacheStrategyKind, public readonly buildkitImage?: string) {
+  constructor(public readonly kind: CacheStrategyKind, public readonly buildkitImage?: string, public readonly cacheCompression?: CacheCompression) {
     super();
   }
 }

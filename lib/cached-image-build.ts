@@ -296,6 +296,7 @@ export class CachedImageBuild extends Construct {
       target: props.target,
       platform: props.platform,
       buildkitImage: this.strategy.kind === CacheStrategyKind.REGISTRY ? this.strategy.buildkitImage : undefined,
+      cacheCompression: this.strategy.kind === CacheStrategyKind.REGISTRY ? this.strategy.cacheCompression : undefined,
       containerName: props.containerName,
       metrics,
       reuseExistingImage: props.reuseExistingImage,

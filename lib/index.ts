@@ -7,7 +7,7 @@ export { CachedImageBuildGroup } from './cached-image-build-group';
 export type { CachedImageBuildGroupProps } from './cached-image-build-group';
 export { CachedMultiPlatformImageBuild } from './cached-multi-platform-image-build';
 export type { CachedMultiPlatformImageBuildProps, NativePlatform } from './cached-multi-platform-image-build';
-export { CacheStrategy, CacheStrategyKind } from './cache-strategy';
+export { CacheCompression, CacheStrategy, CacheStrategyKind } from './cache-strategy';
 export type { RegistryCacheOptions } from './cache-strategy';
 export { ImageRepositories } from './image-repositories';
 export type { ImageRepositoryOptions, ImageRepositoriesProps } from './image-repositories';

@@ -11,7 +11,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { parse } from 'yaml';
-import { CachedImageBuild, CachedImageBuildProps, CacheStrategy } from '../lib';
+import { CachedImageBuild, CachedImageBuildProps, CacheCompression, CacheStrategy } from '../lib';
 import { EXPORTED_VARIABLES, ScriptDelivery } from '../lib/build-script/build-script';
 import { projectStatements, Statement, synth } from './synth';
 
@@ -170,6 +170,15 @@ describe('the CodeBuild project', () => {
   test('a custom BuildKit image reaches the build', () => {
     const { t } = synth({ strategy: CacheStrategy.registry({ buildkitImage: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2' }) });
     expect(variables(t).CIB_BUILDKIT_IMAGE).toBe('123456789012.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13.2');
+  });
+
+  test('cacheCompression: zstd by default (no variable: the script\'s default), gzip reaches the build; the registry strategy\'s only', () => {
+    expect(CacheStrategy.registry().cacheCompression).toBe(CacheCompression.ZSTD);
+    expect(variables(synth().t).CIB_CACHE_COMPRESSION).toBeUndefined();
+    expect(variables(synth({ strategy: CacheStrategy.registry({ cacheCompression: CacheCompression.GZIP }) }).t).CIB_CACHE_COMPRESSION).toBe('gzip');
+    expect(CacheStrategy.inline().cacheCompression).toBeUndefined();
+    expect(() => CacheStrategy.registry({ cacheCompression: 'brotli' as CacheCompression }))
+      .toThrow(/cacheCompression must be one of zstd, gzip, got 'brotli'/);
   });
 
   test('buildah on an Ubuntu 22.04 image (buildah 1.23, no remote cache) is refused at synth', () => {

@@ -5,7 +5,7 @@ describe('the public API (lib/index.ts)', () => {
     // Interfaces exist only as types; validators, the BuildScript model, free functions and constants are internal.
     // Adding a name here is a decision about the public API: jsii compiles it to every language (API.md).
     expect(Object.keys(api).sort()).toEqual([
-      'BuildMetric', 'BuildMetricDimension', 'CacheCleanup', 'CacheObservability', 'CacheStrategy', 'CacheStrategyKind',
+      'BuildMetric', 'BuildMetricDimension', 'CacheCleanup', 'CacheCompression', 'CacheObservability', 'CacheStrategy', 'CacheStrategyKind',
       'CachedImageBuild', 'CachedImageBuildGroup', 'CachedMultiPlatformImageBuild', 'ImageRepositories',
     ]);
   });

@@ -32,6 +32,11 @@ export interface BuildConfig {
   readonly platform?: string;
   /** BuildKit image for the docker-container builder (registry strategy). @default DEFAULT_BUILDKIT_IMAGE */
   readonly buildkitImage?: string;
+  /**
+   * Compression of the layers the registry strategy's cache export writes first; with zstd the app image is pushed gzip
+   * (`force-compression`). @default 'zstd'
+   */
+  readonly cacheCompression?: 'zstd' | 'gzip';
   /** Container name written to imagedefinitions.json (ECS standard deployments). @default 'app' */
   readonly containerName?: string;
   /** Publish per-build cache metrics to CloudWatch when running in CodeBuild. @default true */
@@ -98,6 +103,7 @@ export const CONFIG_VARIABLES: ReadonlyArray<{ readonly name: string; readonly d
   { name: 'CIB_TARGET', default: '', doc: 'target stage (default: the last)' },
   { name: 'CIB_PLATFORM', default: '', doc: 'target platform, e.g. linux/arm64; several, comma-separated, with the registry strategy' },
   { name: 'CIB_BUILDKIT_IMAGE', default: DEFAULT_BUILDKIT_IMAGE, doc: 'BuildKit image for the docker-container builder (registry strategy)' },
+  { name: 'CIB_CACHE_COMPRESSION', default: 'zstd', doc: 'zstd|gzip: layers the cache export writes first (registry strategy); with zstd the app image is pushed gzip' },
   { name: 'CIB_CONTAINER_NAME', default: 'app', doc: 'container name in imagedefinitions.json' },
   { name: 'CIB_METRICS', default: 'true', doc: 'true|false: publish metrics to CloudWatch (in CodeBuild)' },
   { name: 'CIB_REUSE_EXISTING_IMAGE', default: 'true', doc: 'true|false: when the tag exists in the app repository, reuse it' },
@@ -134,6 +140,7 @@ export function configEnvironment(config: BuildConfig, join: (values: readonly s
   set('CIB_TARGET', config.target);
   set('CIB_PLATFORM', config.platform);
   if (config.buildkitImage !== DEFAULT_BUILDKIT_IMAGE) set('CIB_BUILDKIT_IMAGE', config.buildkitImage);
+  if (config.cacheCompression === 'gzip') set('CIB_CACHE_COMPRESSION', 'gzip');
   set('CIB_CONTAINER_NAME', config.containerName);
   if (config.metrics === false) set('CIB_METRICS', 'false');
   if (config.reuseExistingImage === false) set('CIB_REUSE_EXISTING_IMAGE', 'false');
@@ -156,7 +163,7 @@ export const CONFIG_SHELL = `cib_config() {
   : "\${CIB_DEFAULT_BRANCH:=main}" "\${CIB_READ_ONLY_BRANCHES:=}" "\${CIB_CACHE_WRITE:=true}" "\${CIB_SECRETS:=}"
   : "\${CIB_TARGET:=}" "\${CIB_PLATFORM:=}" "\${CIB_BUILDKIT_IMAGE:=${DEFAULT_BUILDKIT_IMAGE}}" "\${CIB_CONTAINER_NAME:=app}"
   : "\${CIB_METRICS:=true}" "\${CIB_REUSE_EXISTING_IMAGE:=true}" "\${CIB_IMAGE_NAME:=}" "\${CIB_CACHE_FROM_IMAGES:=}"
-  : "\${CIB_PLATFORM_TAGS:=false}" "\${CIB_MERGE_PLATFORMS:=}" "\${CIB_SKIP_UNCHANGED:=true}"
+  : "\${CIB_PLATFORM_TAGS:=false}" "\${CIB_MERGE_PLATFORMS:=}" "\${CIB_SKIP_UNCHANGED:=true}" "\${CIB_CACHE_COMPRESSION:=zstd}"
   CIB_PLATFORM_RE='[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?'
   local name entry
   for name in CIB_CACHE_WRITE CIB_METRICS CIB_REUSE_EXISTING_IMAGE CIB_PLATFORM_TAGS CIB_SKIP_UNCHANGED; do
@@ -170,6 +177,7 @@ export const CONFIG_SHELL = `cib_config() {
     # An engine would read a leading - as an option.
     case "\${!name}" in ''|-*|/*) cib_die "$name must be a path relative to the source root, got '\${!name}'" ;; esac
   done
+  case "$CIB_CACHE_COMPRESSION" in zstd|gzip) ;; *) cib_die "CIB_CACHE_COMPRESSION must be zstd or gzip, got '$CIB_CACHE_COMPRESSION'" ;; esac
   CIB_ARG_VARS=$(compgen -v ${BUILD_ARG_PREFIX} || true)
   read -r -a CIB_SECRET_LIST <<< "$CIB_SECRETS"
   for entry in \${CIB_SECRET_LIST[@]+"\${CIB_SECRET_LIST[@]}"}; do

@@ -117,6 +117,15 @@ cib_engine_build() {
     # docker", finds no image and fails; cib_registry_pushed tells that from a real failure.
     output=(--output "type=image,name=$IMAGE_URI,push=true,store=false")
   fi
+  if [ "$CIB_CACHE_COMPRESSION" = zstd ]; then
+    # The cache holds zstd layers (cib_engine_cache_push): the app image is gzip, whatever its layers came as (only layers
+    # that are not gzip are recompressed), so that every runtime can pull it.
+    if [ -n "\${CIB_CONTAINERD_STORE:-}" ]; then
+      output=(--output "type=image,name=$IMAGE_URI,push=true,store=false,compression=gzip,force-compression=true")
+    else
+      output=(--output "type=image,name=$IMAGE_URI,push=true,compression=gzip,force-compression=true")
+    fi
+  fi
   BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
     --metadata-file "$CIB_WORK_DIR/metadata.json" \${CIB_CACHE_ARGS[@]+"\${CIB_CACHE_ARGS[@]}"} "\${CIB_FLAGS[@]}" \\
     \${output[@]+"\${output[@]}"} "$CIB_CONTEXT" 2>&1 | tee "$CIB_WORK_DIR/build.log" >&2 || status=$?
@@ -160,9 +169,11 @@ cib_engine_cache_push() {
     return
   fi
   # --output type=cacheonly: no image. Without an output the docker driver loads the result into docker's image store.
+  # compression applies to the layers this export compresses first (force-compression is off): those of the stages the app
+  # image is not built on. The app push gave the app image's layers gzip blobs, which the export reuses.
   BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
     "\${CIB_FLAGS[@]}" --output type=cacheonly \\
-    --cache-to "type=registry,ref=$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG,mode=max,image-manifest=true,oci-mediatypes=true" \\
+    --cache-to "type=registry,ref=$CACHE_REPOSITORY_URI:$CACHE_WRITE_TAG,mode=max,image-manifest=true,oci-mediatypes=true,compression=$CIB_CACHE_COMPRESSION" \\
     "$CIB_CONTEXT" > "$CIB_WORK_DIR/cache-push.log" 2>&1
 }
 

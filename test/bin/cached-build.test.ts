@@ -37,6 +37,13 @@ describe('cached-build CLI', () => {
     ]);
   });
 
+  test('--cache-compression: gzip is a variable, zstd (the default) none', () => {
+    expect(runCli(['env', '--cache-compression', 'gzip']).stdout.split('\n')).toContain('CIB_CACHE_COMPRESSION=gzip');
+    const zstd = runCli(['env', '--cache-compression=zstd']);
+    expect(zstd.exitCode).toBe(0);
+    expect(zstd.stdout).not.toContain('CIB_CACHE_COMPRESSION');
+  });
+
   test('the native multi-platform path: each platform\'s env, then the merge\'s buildspec', () => {
     const arm = runCli(['env', '--app-repo', 'r/app', '--cache-repo', 'r/cache', '--platform', 'linux/arm64', '--platform-tags', '--image-name', 'linux-arm64']);
     expect(arm.stdout.split('\n')).toEqual(expect.arrayContaining(['CIB_PLATFORM=linux/arm64', 'CIB_PLATFORM_TAGS=true', 'CIB_IMAGE_NAME=linux-arm64']));
@@ -72,6 +79,8 @@ describe('cached-build CLI', () => {
     [['env', '--build-arg', 'A=line\nbreak'], /--build-arg must be one line, got "A=line\\nbreak"/],
     [['env', '--buildkit-image', 'moby/buildkit\n:x'], /--buildkit-image must be one line/],
     [['env', '--buildkit-image', '-x'], /--buildkit-image must be an image reference, got '-x'/],
+    [['env', '--cache-compression', 'brotli'], /--cache-compression must be zstd or gzip, got 'brotli'/],
+    [['env', '--strategy', 'inline', '--cache-compression', 'gzip'], /--cache-compression is the registry strategy's \(its cache export\), got --strategy inline/],
     [['env', '--read-only-branch', 'a b'], /--read-only-branch must be a glob without whitespace, got 'a b'/],
     [['env', '--platform', 'amd64'], /--platform must look like linux\/amd64, got 'amd64'/],
     [['env', '--platform', 'linux/amd64,linux/arm64', '--strategy', 'buildah'],

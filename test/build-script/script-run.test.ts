@@ -68,10 +68,11 @@ describe('registry strategy, stand-in engine', () => {
     const build = r.calls.find(c => c.startsWith('buildx build') && c.includes('push=true'))!;
     expect(build).toContain(`--cache-from type=registry,ref=${CACHE}:${tag} --cache-from type=registry,ref=${CACHE}:main`);
     // On the containerd image store BuildKit pushes without storing (no unpack); buildx's push "with docker" then fails.
-    expect(build).toContain(`--output type=image,name=${APP}:abc123,push=true,store=false`);
+    // The app image is gzip whatever its layers came as (the cache's are zstd): every runtime pulls it.
+    expect(build).toContain(`--output type=image,name=${APP}:abc123,push=true,store=false,compression=gzip,force-compression=true`);
     expect(r.stderr).toContain("buildx's second push 'with docker' has nothing to push");
     expect(cacheTo(r)).toHaveLength(1);
-    expect(cacheTo(r)[0]).toContain(`--cache-to type=registry,ref=${CACHE}:${tag},mode=max,image-manifest=true,oci-mediatypes=true`);
+    expect(cacheTo(r)[0]).toContain(`--cache-to type=registry,ref=${CACHE}:${tag},mode=max,image-manifest=true,oci-mediatypes=true,compression=zstd `);
     // The export makes no image (the docker driver would load one into docker's image store).
     expect(cacheTo(r)[0]).toContain('--output type=cacheonly');
     expect(r.exports).toMatchObject({
@@ -81,6 +82,21 @@ describe('registry strategy, stand-in engine', () => {
     expect(r.stderr).toContain(`cache: 1/3 steps reused, wrote ${tag}`);
     expect(r.stderr).toMatch(/executed\s+0\.3s\s+\[4\/4\] RUN echo build/);
     expect(r.stderr).toMatch(/cache pushed\s+1010 B/);
+  });
+
+  test.each([
+    ['the containerd store', {}, `--output type=image,name=${APP}:abc123,push=true,store=false `],
+    ['the classic store (a docker-container builder)', { FAKE_STORE: 'classic', FAKE_DRIVER: 'docker-container' }, `--tag ${APP}:abc123 --push`],
+  ])('CIB_CACHE_COMPRESSION=gzip: the cache export gzip, the app pushed as BuildKit makes it (%s); a bad value is refused', (_, env, output) => {
+    const r = run({}, { CACHE_BRANCH: 'main', CIB_CACHE_COMPRESSION: 'gzip', ...env });
+    expect(r.status).toBe(0);
+    expect(r.calls.find(c => c.startsWith('buildx build') && c.includes('push'))).toContain(output);
+    expect(r.calls.some(c => c.includes('force-compression'))).toBe(false);
+    expect(cacheTo(r)[0]).toContain(`,oci-mediatypes=true,compression=gzip `);
+    const bad = run({}, { CACHE_BRANCH: 'main', CIB_CACHE_COMPRESSION: 'lz4', ...env });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain("CIB_CACHE_COMPRESSION must be zstd or gzip, got 'lz4'");
+    expect(bad.calls.filter(c => c.startsWith('buildx build'))).toEqual([]);
   });
 
   test('a no-op build (every step from cache) exports no cache at all', () => {
@@ -1125,7 +1141,8 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(r.stderr).not.toContain('WARNING');
     // Recorded (no fallback), with the login's password; pushed by the builder (no store=false: not the containerd store).
     expect(records()).toHaveLength(1);
-    expect(r.calls.find(c => c.startsWith('buildx build') && c.includes('--push'))).toBeDefined();
+    expect(r.calls.find(c => c.startsWith('buildx build') && c.includes(`--output type=image,name=${APP}:c1,push=true,compression=gzip,force-compression=true`)))
+      .toBeDefined();
     expect(r.calls.some(c => c.includes('store=false'))).toBe(false);
     // The cache bytes are read with buildx (the snapshot and the count); the current builder, not one named before.
     expect(r.calls.some(c => c.startsWith('buildx imagetools inspect'))).toBe(true);

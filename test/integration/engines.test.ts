@@ -4,8 +4,9 @@
  * must show the every-other-build bug on docker 20.10 (proof that the harness sees it).
  */
 import {
-  BASELINE_COMBOS, BuildResult, Combo, comboName, Engine, EngineName, freshEngine, frontEvents, imageConfig, imageContent, inLane, loadEngines, MULTI,
-  Repos, runScenario, Scenario, SCENARIOS, ScenarioRun, SINGLE, stepOf, STRATEGY_COMBOS, tagDigest, writeLaneResult,
+  BASELINE_COMBOS, BuildResult, Combo, comboName, Engine, EngineName, freshEngine, frontEvents, imageConfig, imageContent, inLane,
+  layerMediaTypes, loadEngines, MULTI, Repos, runScenario, Scenario, SCENARIOS, ScenarioRun, SINGLE, stepOf, STRATEGY_COMBOS, tagDigest,
+  writeLaneResult,
 } from './harness';
 
 const vars = loadEngines();
@@ -118,6 +119,16 @@ for (const combo of STRATEGY_COMBOS) {
           expect(builds[1].exports.CACHE_REF_WRITTEN).toBe('main,main--build');
           expect(builds[2].exports.CACHE_REF_WRITTEN).toBe('main,main--deps,main--build');
           expect(builds[3].exports.CACHE_REF_WRITTEN).toBe('');
+        }
+        if (scenario.name === 'M1' && combo.recipe === 'registry') {
+          // CacheCompression.ZSTD (the default): the layers only the cache holds (the stages the image is not built on) are
+          // zstd, the app image's every layer gzip (its push forces gzip), so that every runtime can pull it.
+          const [registry, ...appPath] = run.repos.app.split('/');
+          const app = [...(await layerMediaTypes(registry, appPath.join('/'))).values()];
+          const cache = [...(await layerMediaTypes(registry, run.repos.cache.split('/').slice(1).join('/'))).values()];
+          expect(app.length).toBeGreaterThan(0);
+          expect(app.filter(t => !/(\.tar\.gzip|\+gzip)$/.test(t))).toEqual([]);
+          expect(cache.filter(t => t.endsWith('+zstd')).length).toBeGreaterThan(0);
         }
         if (scenario.name === 'M1') {
           const config = await imageConfig(run.repos.app, builds[builds.length - 1].exports.IMAGE_DIGEST);

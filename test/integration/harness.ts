@@ -314,6 +314,26 @@ export async function repoContents(registry: string, repo: string): Promise<Repo
   return { manifests, blobs };
 }
 
+/** The media type of every layer reachable from a repository's tags (image manifests, and those an index names). */
+export async function layerMediaTypes(registry: string, repo: string): Promise<Map<string, string>> {
+  const types = new Map<string, string>();
+  const tagsRes = await fetch(`http://${registry}/v2/${repo}/tags/list?n=100000`, { headers: OBSERVE });
+  if (tagsRes.status === 404) return types;
+  const tags = ((await tagsRes.json()) as { tags?: string[] | null }).tags ?? [];
+  const seen = new Set<string>();
+  const visit = async (ref: string): Promise<void> => {
+    if (seen.has(ref)) return;
+    seen.add(ref);
+    const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } });
+    if (!res.ok) return;
+    const m = (await res.json()) as { manifests?: Descriptor[]; layers?: Array<Descriptor & { mediaType: string }> };
+    for (const child of m.manifests ?? []) await visit(child.digest);
+    for (const l of m.layers ?? []) types.set(l.digest, l.mediaType);
+  };
+  for (const t of tags) await visit(t);
+  return types;
+}
+
 /** Bytes pulled and pushed so far through the front, summed over some repositories. */
 async function traffic(control: string, repositories: readonly string[]): Promise<{ pulled: number; pushed: number }> {
   let pulled = 0;
