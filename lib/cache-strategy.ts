@@ -35,8 +35,10 @@ export interface RegistryCacheOptions {
   /**
    * Compression of the layers the cache export writes first: the layers of the stages the image is not built on (a `deps`
    * stage's `npm ci`, a `build` stage's compiler output). Layers the app image has keep the gzip its push gave them, and the
-   * app image is always pushed gzip (a zstd layer in its chain, from the cache or from a zstd base, is recompressed), so
-   * every runtime can pull it. Only BuildKit reads the cache repository.
+   * app image is always pushed gzip, so every runtime can pull it: a layer in its chain that is not gzip (a zstd base's, a
+   * zstd layer of the cache the image is now built on) is recompressed on every build. Only BuildKit reads the cache
+   * repository. Choose `CacheCompression.GZIP` for a zstd base image, or for images of a group whose side stages are
+   * another image's base.
    * @default CacheCompression.ZSTD
    */
   readonly cacheCompression?: CacheCompression;

@@ -242,7 +242,8 @@ cib_inputs_digest() {
   CIB_INPUTS=$({
     printf 'cached-build inputs v1\\n'
     printf 'strategy %s\\n' "$CIB_STRATEGY"
-    if [ "$CIB_STRATEGY" = registry ]; then printf 'buildkit %q\\n' "$CIB_BUILDKIT_IMAGE"; fi
+    # The compression setting decides whether the app push forces gzip: another setting can make another image.
+    if [ "$CIB_STRATEGY" = registry ]; then printf 'buildkit %q\\ncompression %s\\n' "$CIB_BUILDKIT_IMAGE" "$CIB_CACHE_COMPRESSION"; fi
     printf 'target %q\\n' "$CIB_TARGET"
     printf 'platform %q\\n' "\${CIB_PLATFORM:-native $(uname -m)}"
     for name in $(printf '%s\\n' "$CIB_ARG_VARS" | LC_ALL=C sort); do printf 'arg %q=%q\\n' "\${name#CIB_BUILD_ARG_}" "\${!name}"; done

@@ -325,7 +325,8 @@ export async function layerMediaTypes(registry: string, repo: string): Promise<M
     if (seen.has(ref)) return;
     seen.add(ref);
     const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } });
-    if (!res.ok) return;
+    // A manifest left out would leave its layers unchecked.
+    if (!res.ok) throw new Error(`GET ${registry}/${repo} manifest ${ref}: ${res.status}`);
     const m = (await res.json()) as { manifests?: Descriptor[]; layers?: Array<Descriptor & { mediaType: string }> };
     for (const child of m.manifests ?? []) await visit(child.digest);
     for (const l of m.layers ?? []) types.set(l.digest, l.mediaType);
