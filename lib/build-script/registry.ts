@@ -110,21 +110,20 @@ cib_engine_build() {
     return
   fi
   cib_registry_cache_args
-  local output=(--tag "$IMAGE_URI" --push) status=0
+  local output=(--tag "$IMAGE_URI" --push) options=push=true status=0
   if [ -n "\${CIB_CONTAINERD_STORE:-}" ]; then
     # Pushed by BuildKit only, never stored: storing unpacks every layer into the image store (4 s of a 5 s no-op build of
     # a 170 MB image, measured), which a build that only pushes does not need. buildx then pushes the tag again "with
     # docker", finds no image and fails; cib_registry_pushed tells that from a real failure.
-    output=(--output "type=image,name=$IMAGE_URI,push=true,store=false")
+    options+=,store=false
   fi
   if [ "$CIB_CACHE_COMPRESSION" = zstd ]; then
     # The cache holds zstd layers (cib_engine_cache_push): the app image is gzip, whatever its layers came as (only layers
     # that are not gzip are recompressed), so that every runtime can pull it.
-    if [ -n "\${CIB_CONTAINERD_STORE:-}" ]; then
-      output=(--output "type=image,name=$IMAGE_URI,push=true,store=false,compression=gzip,force-compression=true")
-    else
-      output=(--output "type=image,name=$IMAGE_URI,push=true,compression=gzip,force-compression=true")
-    fi
+    options+=,compression=gzip,force-compression=true
+  fi
+  if [ "$options" != push=true ]; then
+    output=(--output "type=image,name=$IMAGE_URI,$options")
   fi
   BUILDX_NO_DEFAULT_ATTESTATIONS=1 docker buildx build \${CIB_BUILDER:+--builder "$CIB_BUILDER"} --progress=plain \\
     --metadata-file "$CIB_WORK_DIR/metadata.json" \${CIB_CACHE_ARGS[@]+"\${CIB_CACHE_ARGS[@]}"} "\${CIB_FLAGS[@]}" \\

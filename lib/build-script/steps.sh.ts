@@ -48,7 +48,6 @@ cib_is_ecr_host() {
   [[ $host =~ $CIB_ECR_HOST_RE ]] || return 1
   CIB_ECR_HOST_REGION="\${BASH_REMATCH[3]}\${BASH_REMATCH[6]}"
 }
-cib_ecr_region() { cib_is_ecr_host "$1" && printf '%s\\n' "$CIB_ECR_HOST_REGION"; }
 
 cib_registry_hosts() {
   printf '%s\\n' "\${APP_REPOSITORY_URI%%/*}" "\${CACHE_REPOSITORY_URI%%/*}" | awk 'NF && !seen[$0]++'
@@ -183,7 +182,8 @@ cib_step_login() {
 # process use it too (cib_ecr_password). A password is never traced, nor sent empty.
 cib_login_ecr() {
   local host="$1" region password status=0 xtrace="\${-//[!x]/}"
-  region=$(cib_ecr_region "$host")
+  cib_is_ecr_host "$host" || return 1
+  region=$CIB_ECR_HOST_REGION
   command -v aws >/dev/null 2>&1 || return 1
   set +x
   if [ -n "\${CIB_ECR_PASSWORDS[$region]:-}" ]; then

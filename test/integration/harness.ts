@@ -290,48 +290,56 @@ export const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
 
-interface Descriptor { readonly digest: string; readonly size: number }
+interface Descriptor { readonly digest: string; readonly size: number; readonly mediaType?: string }
 interface Manifest { readonly manifests?: Descriptor[]; readonly config?: Descriptor; readonly layers?: Descriptor[] }
 
-export async function repoContents(registry: string, repo: string): Promise<RepoContents> {
-  const manifests = new Map<string, number>();
-  const blobs = new Map<string, number>();
+/**
+ * Calls onManifest once for every manifest reachable from a repository's tags (image manifests, and those an index names),
+ * with its digest, its size in bytes and its content. A manifest that cannot be read is skipped, or, when strict, an error.
+ */
+async function walkManifests(
+  registry: string, repo: string, strict: boolean, onManifest: (digest: string, bytes: number, m: Manifest) => void,
+): Promise<void> {
   const tagsRes = await fetch(`http://${registry}/v2/${repo}/tags/list?n=100000`, { headers: OBSERVE });
-  if (tagsRes.status === 404) return { manifests, blobs };
-  const tags = ((await tagsRes.json()) as { tags?: string[] | null }).tags ?? [];
-  const visit = async (ref: string): Promise<void> => {
-    const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } });
-    if (!res.ok) return;
-    const text = await res.text();
-    const digest = res.headers.get('docker-content-digest') ?? ref;
-    if (manifests.has(digest)) return;
-    manifests.set(digest, Buffer.byteLength(text));
-    const m = JSON.parse(text) as Manifest;
-    for (const child of m.manifests ?? []) await visit(child.digest);
-    for (const b of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) blobs.set(b.digest, b.size);
-  };
-  for (const t of tags) await visit(t);
-  return { manifests, blobs };
-}
-
-/** The media type of every layer reachable from a repository's tags (image manifests, and those an index names). */
-export async function layerMediaTypes(registry: string, repo: string): Promise<Map<string, string>> {
-  const types = new Map<string, string>();
-  const tagsRes = await fetch(`http://${registry}/v2/${repo}/tags/list?n=100000`, { headers: OBSERVE });
-  if (tagsRes.status === 404) return types;
+  if (tagsRes.status === 404) return;
   const tags = ((await tagsRes.json()) as { tags?: string[] | null }).tags ?? [];
   const seen = new Set<string>();
   const visit = async (ref: string): Promise<void> => {
     if (seen.has(ref)) return;
     seen.add(ref);
     const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, { headers: { Accept: MANIFEST_ACCEPT, ...OBSERVE } });
-    // A manifest left out would leave its layers unchecked.
-    if (!res.ok) throw new Error(`GET ${registry}/${repo} manifest ${ref}: ${res.status}`);
-    const m = (await res.json()) as { manifests?: Descriptor[]; layers?: Array<Descriptor & { mediaType: string }> };
+    if (!res.ok) {
+      if (strict) throw new Error(`GET ${registry}/${repo} manifest ${ref}: ${res.status}`);
+      return;
+    }
+    const text = await res.text();
+    const digest = res.headers.get('docker-content-digest') ?? ref;
+    if (digest !== ref && seen.has(digest)) return;
+    seen.add(digest);
+    const m = JSON.parse(text) as Manifest;
+    onManifest(digest, Buffer.byteLength(text), m);
     for (const child of m.manifests ?? []) await visit(child.digest);
-    for (const l of m.layers ?? []) types.set(l.digest, l.mediaType);
   };
   for (const t of tags) await visit(t);
+}
+
+export async function repoContents(registry: string, repo: string): Promise<RepoContents> {
+  const manifests = new Map<string, number>();
+  const blobs = new Map<string, number>();
+  await walkManifests(registry, repo, false, (digest, bytes, m) => {
+    manifests.set(digest, bytes);
+    for (const b of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) blobs.set(b.digest, b.size);
+  });
+  return { manifests, blobs };
+}
+
+/** The media type of every layer reachable from a repository's tags (image manifests, and those an index names). */
+export async function layerMediaTypes(registry: string, repo: string): Promise<Map<string, string>> {
+  const types = new Map<string, string>();
+  // Strict: a manifest left out would leave its layers unchecked.
+  await walkManifests(registry, repo, true, (_digest, _bytes, m) => {
+    for (const l of m.layers ?? []) types.set(l.digest, l.mediaType ?? '');
+  });
   return types;
 }
 
