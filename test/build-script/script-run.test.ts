@@ -141,7 +141,7 @@ describe('registry strategy, stand-in engine', () => {
 
   test('logs in to ECR with the password on stdin and never prints it', () => {
     const r = run({}, { CACHE_BRANCH: 'main' });
-    expect(r.calls).toContain('aws ecr get-login-password --region eu-west-1');
+    expect(r.calls).toContain('aws ecr get-login-password --region eu-west-1 --cli-connect-timeout 10');
     expect(r.calls).toContain('login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com');
     expect(r.login).toBe('TOP-SECRET-PASSWORD');
     expect(r.stdout + r.stderr).not.toContain('TOP-SECRET');
@@ -223,7 +223,7 @@ describe('build secrets and artifacts', () => {
     fs.rmSync(`${calls}.login-failed`, { force: true });
     expect({ status: r.status, stderr: r.status ? r.stderr : '' }).toEqual({ status: 0, stderr: '' });
     const asked = fs.readFileSync(calls, 'utf8').split('\n').filter(c => c.startsWith('aws ecr get-login-password'));
-    expect(asked).toEqual(['aws ecr get-login-password --region eu-west-1', 'aws ecr get-login-password --region eu-west-1']);
+    expect(asked).toEqual(Array(2).fill('aws ecr get-login-password --region eu-west-1 --cli-connect-timeout 10'));
     expect(fs.readFileSync(`${calls}.login`, 'utf8')).toBe('TOP-SECRET-PASSWORD');
   });
 
@@ -842,7 +842,7 @@ describe('the native multi-platform path: one build per platform, then the merge
     expect(m.stderr).toContain(`index merged: ${APP}:abc123 (${m.exports.IMAGE_DIGEST}) names linux/amd64=`);
     // Registry requests only, the ECR password on curl's stdin: a read per platform and one PUT.
     expect(m.calls.map(c => c.replace(/ -H Accept: [^-]*-/, ' -H Accept -'))).toEqual([
-      'aws ecr get-login-password --region eu-west-1',
+      'aws ecr get-login-password --region eu-west-1 --cli-connect-timeout 10',
       expect.stringMatching(/-D .* https:\/\/.*\/manifests\/abc123--linux-amd64$/),
       expect.stringMatching(/-D .* https:\/\/.*\/manifests\/abc123--linux-arm64$/),
       expect.stringMatching(/-I https:\/\/.*\/manifests\/abc123$/),
@@ -1064,7 +1064,7 @@ describe('a build whose inputs an image in the app repository already has is a r
     expect(records()).toHaveLength(1);
     // One call a region asked: the app's (the login), the base's region when it is another.
     const regions = ['eu-west-1', ...(baseRegion && baseRegion !== 'eu-west-1' ? [baseRegion] : [])];
-    expect(r.calls.filter(c => c.startsWith('aws '))).toEqual(regions.map(x => `aws ecr get-login-password --region ${x}`));
+    expect(r.calls.filter(c => c.startsWith('aws '))).toEqual(regions.map(x => `aws ecr get-login-password --region ${x} --cli-connect-timeout 10`));
     // The engine logs in to the app's registry and to a base's ECR registry (its pull) as the Dockerfile names it, each with its
     // region's password.
     expect(r.calls.filter(c => c.startsWith('login '))).toEqual(['123456789012.dkr.ecr.eu-west-1.amazonaws.com', ...(baseHost ? [baseHost] : [])]
@@ -1083,7 +1083,7 @@ describe('a build whose inputs an image in the app repository already has is a r
       });
       expect({ steps, status: p.status, stderr: p.status ? p.stderr : '' }).toEqual({ steps, status: 0, stderr: '' });
       const logins = fs.readFileSync(path.join(tmp, 'calls'), 'utf8').split('\n').filter(c => c.startsWith('aws ecr get-login-password'));
-      expect({ steps, logins }).toEqual({ steps, logins: steps.includes('report') ? [] : regions.map(x => `aws ecr get-login-password --region ${x}`) });
+      expect({ steps, logins }).toEqual({ steps, logins: steps.includes('report') ? [] : regions.map(x => `aws ecr get-login-password --region ${x} --cli-connect-timeout 10`) });
     }
     expect(records()).toHaveLength(2);
   });
@@ -1099,6 +1099,19 @@ describe('a build whose inputs an image in the app repository already has is a r
     const denied = build('c2', {}, { FAKE_LOGIN_DENIED_REGION: 'eu-west-1' });
     expect(denied.status).not.toBe(0);
     expect(denied.stderr).toContain('login to 123456789012.dkr.ecr.eu-west-1.amazonaws.com failed');
+  });
+
+  test('a base image\'s ECR region that never answers a connect costs seconds, not minutes: the build goes on', () => {
+    // The AWS CLI waits 60 s a connect attempt unless told, 3 attempts (ECR25): the stand-in adds up the wait it would cost.
+    project('FROM 123456789012.dkr.ecr.ap-south-1.amazonaws.com/base:1.0 AS base\nRUN echo deps\nFROM base\nCOPY . /app\n');
+    hub('123456789012.dkr.ecr.ap-south-1.amazonaws.com/base', '1.0', digestOf(0xba5e));
+    const r = build('c1', {}, { FAKE_UNREACHABLE_REGION: 'ap-south-1' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('WARNING: login to 123456789012.dkr.ecr.ap-south-1.amazonaws.com (an image of the Dockerfile) failed');
+    const waited = fs.readFileSync(path.join(tmp, 'calls.waited'), 'utf8').split('\n').filter(Boolean);
+    // Each process asks a region once, the login once more after a failed ask: a wait of 30 s each at most.
+    expect(waited.length).toBeGreaterThan(0);
+    expect(new Set(waited)).toEqual(new Set(['30']));
   });
 
   test.each(['registry', 'inline'] as const)('%s under bash -x, as CodeBuild runs the phases: no password, secret or token is traced, and the trace goes on after each', strategy => {
