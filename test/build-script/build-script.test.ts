@@ -46,6 +46,104 @@ describe('every rendered script runs on bash 4.2 (Amazon Linux 2)', () => {
   });
 });
 
+/**
+ * Every `\"` inside a command substitution that is itself inside double quotes ("$(… \" …)", at any depth), by line: bash
+ * before 4.4 (Amazon Linux 2's 4.2) reads it otherwise than bash 5. Also whether the scan ended where it began (a quote or
+ * substitution it could not follow).
+ */
+function quotedSubstitutionEscapes(script: string): { lines: number[]; balanced: boolean } {
+  interface Frame { kind: 'top' | 'dq' | 'cs' | 'pe'; depth: number; inDq: boolean }
+  const stack: Frame[] = [{ kind: 'top', depth: 0, inDq: false }];
+  const lines: number[] = [];
+  let line = 1;
+  let wordStart = true;
+  const skipTo = (i: number, end: number): number => {
+    for (let k = i + 1; k < end; k++) if (script[k] === '\n') line++;
+    return end;
+  };
+  for (let i = 0; i < script.length; i++) {
+    const c = script[i];
+    const next = script[i + 1];
+    const top = stack[stack.length - 1];
+    if (c === '\n') line++;
+    if (top.kind === 'top' || top.kind === 'cs') {
+      if (c === '#' && wordStart) {
+        const end = script.indexOf('\n', i);
+        i = (end < 0 ? script.length : end) - 1;
+        continue;
+      }
+      wordStart = /[\s;&|()]/.test(c);
+      if (c === '\\') {
+        if (top.inDq && next === '"') lines.push(line);
+        if (next === '\n') line++;
+        i++;
+      } else if (c === "'") {
+        // bash 4.2 takes the backslash out of a \" even inside single quotes there (an awk program's printf).
+        const end = script.indexOf("'", i + 1);
+        if (top.inDq && script.slice(i, end).includes('\\"')) lines.push(line);
+        i = skipTo(i, end);
+      } else if (c === '"') {
+        stack.push({ kind: 'dq', depth: 0, inDq: top.inDq });
+      } else if (c === '$' && next === '(') {
+        stack.push({ kind: 'cs', depth: 0, inDq: top.inDq });
+        i++;
+      } else if (c === '$' && next === '{') {
+        stack.push({ kind: 'pe', depth: 0, inDq: top.inDq });
+        i++;
+      } else if (c === '(' && top.kind === 'cs') {
+        top.depth++;
+      } else if (c === ')' && top.kind === 'cs') {
+        if (top.depth === 0) stack.pop();
+        else top.depth--;
+      }
+    } else if (top.kind === 'dq') {
+      if (c === '\\') {
+        if (top.inDq && next === '"') lines.push(line);
+        i++;
+      } else if (c === '"') {
+        stack.pop();
+      } else if (c === '$' && next === '(') {
+        stack.push({ kind: 'cs', depth: 0, inDq: true });
+        i++;
+      } else if (c === '$' && next === '{') {
+        stack.push({ kind: 'pe', depth: 0, inDq: true });
+        i++;
+      }
+    } else {
+      // ${…}: a quote opens a nested string, a brace nests, the closing brace ends it. Only command substitutions are
+      // checked: a \" in a word of ${…:+word} is another construct, not known to differ on bash 4.2.
+      if (c === '\\') {
+        i++;
+      } else if (c === '"') {
+        stack.push({ kind: 'dq', depth: 0, inDq: false });
+      } else if (c === '$' && next === '(') {
+        stack.push({ kind: 'cs', depth: 0, inDq: top.inDq });
+        i++;
+      } else if (c === '{') {
+        top.depth++;
+      } else if (c === '}') {
+        if (top.depth === 0) stack.pop();
+        else top.depth--;
+      }
+    }
+  }
+  return { lines, balanced: stack.length === 1 };
+}
+
+describe('no \\" inside a double-quoted $(…) (bash 4.2 takes its backslash out, even inside single quotes there)', () => {
+  test('the scan finds the construct bash 4.2 broke (the report\'s platforms JSON, before it was fixed), and nothing else', () => {
+    const broken = String.raw`printf '"platforms":[%s],' "$(cib_platform_counts | awk '{ printf "%s{\"platform\":\"%s\"}", s, $1 }')"` + '\n';
+    expect(quotedSubstitutionEscapes(broken)).toEqual({ lines: [1], balanced: true });
+    expect(quotedSubstitutionEscapes(String.raw`x="$(printf \"%s\" a)"` + '\n')).toEqual({ lines: [1, 1], balanced: true });
+    // Fine on every bash: a \" in a plain string, in an unquoted $(…), in ${…:+word}, and a plain string in a quoted $(…).
+    const fine = String.raw`a="x\"y"; b=$(printf \"a\"); c="$` + String.raw`{v:+,\"v\":\"$v\"}"; d="$(printf '%s' "e")"` + '\n';
+    expect(quotedSubstitutionEscapes(fine)).toEqual({ lines: [], balanced: true });
+  });
+  test.each(STRATEGIES)('%s', strategy => {
+    expect(quotedSubstitutionEscapes(new BuildScript({ strategy }).renderScript())).toEqual({ lines: [], balanced: true });
+  });
+});
+
 describe('the configuration as environment variables', () => {
   test('only what differs from the defaults, plus the repositories, the Dockerfile and the context', () => {
     expect(configEnvironment({})).toEqual({ CIB_DOCKERFILE: 'Dockerfile', CIB_CONTEXT: '.' });
